@@ -1,0 +1,86 @@
+# The two commands: `make demo` (bring the lab up with the counter on
+# http://127.0.0.1:8080/) and `make test` (lint, unit tests, molecule test).
+# Both do all set-up on a fresh Debian 12 machine run as root.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+SUITES ?= bookworm
+SCENARIOS ?= default
+HOST ?= lab-app1
+LAB := $(BIN)/ansible-playbook playbooks/lab.yml
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
+
+.PHONY: help setup venv docker images demo test lint unit molecule down stop start logs purge
+
+help:
+	@echo "make demo    set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
+	@echo "make test    set up, lint, unit tests, molecule test for every scenario"
+	@echo "make stop | start    stop / start the lab hosts (data kept)"
+	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
+	@echo "make logs [HOST=lab-app1]    journal of litestream and counter (sshd on lab-storage)"
+	@echo "make purge   remove lab hosts, replica, image, caches and .venv"
+
+$(VENV)/.installed: requirements-dev.txt app/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade 'pip>=24'
+	$(BIN)/pip install --quiet --requirement requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable ./app
+	touch $@
+
+venv: $(VENV)/.installed
+
+docker:
+	scripts/ensure-docker.sh
+
+images: docker
+	for suite in $(SUITES); do scripts/build-image.sh $$suite; done
+
+setup: venv images
+
+demo: setup
+	$(LAB) -e lab_state=present
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+	@echo
+	@curl -fsS http://127.0.0.1:8080/ >/dev/null 2>&1 || true
+	@echo "The counter answers on http://127.0.0.1:8080/  (try: curl 127.0.0.1:8080)"
+
+lint: venv
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/ruff check app molecule scripts
+	$(BIN)/ruff format --check app molecule scripts
+	scripts/check-argument-specs.py
+
+unit: venv
+	cd app && $(BIN)/pytest -q
+
+molecule: setup
+	for scenario in $(SCENARIOS); do $(BIN)/molecule test --scenario-name $$scenario; done
+
+test: lint unit molecule
+
+stop: venv
+	$(LAB) -e lab_state=stopped
+
+start: venv docker
+	$(LAB) -e lab_state=started
+
+down: venv docker
+	$(LAB) -e lab_state=absent
+
+logs: docker
+	@if [ "$(HOST)" = lab-storage ]; then units="-u ssh"; else units="-u litestream -u counter"; fi; \
+	docker exec $(HOST) journalctl --no-pager -n 100 $$units
+
+purge: venv docker
+	$(LAB) -e lab_state=purged
+	for suite in $(SUITES); do docker image rm -f counter-lab/debian:$$suite || true; done
+	rm -rf $(HOME)/.cache/counter-deploy $(VENV)

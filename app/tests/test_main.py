@@ -1,0 +1,69 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from counter_app.__main__ import Config, ConfigError
+
+
+def test_config_defaults():
+    config = Config.from_env({})
+    assert (config.host, config.port, config.threads) == ("127.0.0.1", 8080, 8)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"COUNTER_PORT": "http"}, "COUNTER_PORT='http' is not an integer"),
+        ({"COUNTER_PORT": "70000"}, "COUNTER_PORT=70000 is outside 1..65535"),
+        ({"COUNTER_THREADS": "0"}, "COUNTER_THREADS=0 is outside 1..256"),
+    ],
+)
+def test_config_errors_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serves_and_stops_cleanly_on_sigterm(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, COUNTER_DB=str(tmp_path / "c.db"), COUNTER_PORT=str(port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "counter_app"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == "This server has been visited 1 times.\n"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "received SIGTERM, shutting down" in stderr
+    assert "stopped" in stderr
+
+
+def test_bad_config_exits_2_with_a_message(tmp_path):
+    env = dict(os.environ, COUNTER_DB=str(tmp_path / "c.db"), COUNTER_PORT="nope")
+    proc = subprocess.run(
+        [sys.executable, "-m", "counter_app"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "COUNTER_PORT='nope' is not an integer" in proc.stderr
