@@ -49,7 +49,6 @@ demo: setup
 	$(LAB) -e lab_state=present
 	$(BIN)/ansible-playbook -i inventory/lab site.yml
 	@echo
-	@curl -fsS http://127.0.0.1:8080/ >/dev/null 2>&1 || true
 	@echo "The counter answers on http://127.0.0.1:8080/  (try: curl 127.0.0.1:8080)"
 
 lint: venv

@@ -1,0 +1,146 @@
+"""What a user checks on a deployed lab: fixtures and helpers.
+
+Hosts come from Molecule's inventory by group (counter_app, sftp_storage) and
+are reached with `docker exec` (testinfra's docker backend), which is fast
+enough to run the lifecycle drills.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+DB = "/var/lib/counter/counter.db"
+CONFIG = "/etc/litestream.yml"
+VENV_PY = "/opt/counter/venv/bin/python"
+
+_VISIT = r"""
+import json, sys, urllib.request, urllib.error
+url = sys.argv[1]
+try:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode()}))
+except OSError as e:
+    print(json.dumps({"status": 0, "body": str(e)}))
+"""
+
+_CONCURRENT = r"""
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+n = int(sys.argv[1])
+def get(_):
+    with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=60) as r:
+        return r.read().decode()
+with ThreadPoolExecutor(max_workers=n) as pool:
+    print(json.dumps(list(pool.map(get, range(n)))))
+"""
+
+# Restore the replica to a scratch file as the service account and print the
+# count it holds: proof that the replica, not the local file, has the data.
+_REPLICA_COUNT = r"""
+set -e
+out=$(mktemp -u /var/tmp/replica-check.XXXXXX.db)
+runuser -u counter -- /usr/local/bin/litestream restore -config {config} -o "$out" {db} >/dev/null 2>&1
+{py} -c 'import apsw,sys; print(apsw.Connection(sys.argv[1]).execute("SELECT count FROM visits").fetchone()[0])' "$out"
+rm -f "$out" "$out-wal" "$out-shm"
+"""
+
+
+def _hosts(group: str) -> list[testinfra.host.Host]:
+    runner = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+    return [testinfra.get_host(f"docker://{name}") for name in runner.get_hosts(group)]
+
+
+@pytest.fixture(scope="session")
+def apps() -> list[testinfra.host.Host]:
+    return _hosts("counter_app")
+
+
+@pytest.fixture(scope="session")
+def app(apps) -> testinfra.host.Host:
+    return apps[0]
+
+
+@pytest.fixture(scope="session")
+def storage() -> testinfra.host.Host:
+    return _hosts("sftp_storage")[0]
+
+
+def app_name(host: testinfra.host.Host) -> str:
+    return host.backend.name
+
+
+def get(host, path: str = "/") -> dict[str, Any]:
+    out = host.check_output("python3 -c %s %s", _VISIT, f"http://127.0.0.1:8080{path}")
+    return json.loads(out)
+
+
+def visit(host) -> int:
+    """GET / once; return the count it answered."""
+    answer = get(host, "/")
+    assert answer["status"] == 200, answer
+    body = answer["body"]
+    assert body.startswith("This server has been visited ") and body.endswith(" times.\n"), body
+    return int(body.split()[5])
+
+
+def concurrent_visits(host, n: int) -> list[int]:
+    bodies = json.loads(host.check_output("python3 -c %s %s", _CONCURRENT, str(n)))
+    return sorted(int(body.split()[5]) for body in bodies)
+
+
+def replica_count(host) -> int:
+    script = _REPLICA_COUNT.format(config=CONFIG, db=DB, py=VENV_PY)
+    return int(host.check_output("bash -c %s", script))
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as error:  # noqa: BLE001 - retried until the deadline
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not true after {timeout} s (last: {last!r})")
+
+
+def unit_prop(host, unit: str, prop: str) -> str:
+    return host.check_output("systemctl show -p %s --value %s", prop, unit)
+
+
+def main_pid(host, unit: str) -> int:
+    return int(unit_prop(host, unit, "MainPID"))
+
+
+def host_now(host) -> str:
+    return host.check_output("date +%s")
+
+
+def journal(host, since: str, *units: str) -> str:
+    flags = " ".join(f"-u {u}" for u in units)
+    return host.check_output(f"journalctl --no-pager -o cat --since @{since} {flags}")
+
+
+def healthy(host) -> bool:
+    return get(host, "/healthz")["status"] == 200
+
+
+@pytest.fixture
+def explain(app):
+    """On failure, show what the units said (as a user would look next)."""
+    yield
+    # pytest prints captured output only for failures.
+    print(app.run("journalctl --no-pager -n 60 -u litestream -u counter").stdout)
