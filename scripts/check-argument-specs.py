@@ -19,8 +19,14 @@ def check(role: Path) -> list[str]:
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
     specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"].get("options", {})
-    problems = [f"{role.name}: {name} has a default but no argument spec" for name in sorted(defaults.keys() - options.keys())]
-    problems += [f"{role.name}: {name} is specified but has no default" for name in sorted(options.keys() - defaults.keys())]
+    problems = [
+        f"{role.name}: {name} has a default but no argument spec"
+        for name in sorted(defaults.keys() - options.keys())
+    ]
+    problems += [
+        f"{role.name}: {name} is specified but has no default"
+        for name in sorted(options.keys() - defaults.keys())
+    ]
     for name, option in sorted(options.items()):
         if not option.get("description"):
             problems.append(f"{role.name}: {name} has no description")
@@ -30,7 +36,12 @@ def check(role: Path) -> list[str]:
 
 
 def main() -> int:
-    problems = [p for role in sorted(ROLES.iterdir()) if (role / "meta" / "argument_specs.yml").exists() for p in check(role)]
+    problems = [
+        p
+        for role in sorted(ROLES.iterdir())
+        if (role / "meta" / "argument_specs.yml").exists()
+        for p in check(role)
+    ]
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"argument specs: {len(problems)} problem(s)")

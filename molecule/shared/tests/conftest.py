@@ -49,8 +49,10 @@ with ThreadPoolExecutor(max_workers=n) as pool:
 _REPLICA_COUNT = r"""
 set -e
 out=$(mktemp -u /var/tmp/replica-check.XXXXXX.db)
-runuser -u counter -- /usr/local/bin/litestream restore -config {config} -o "$out" {db} >/dev/null 2>&1
-{py} -c 'import apsw,sys; print(apsw.Connection(sys.argv[1]).execute("SELECT count FROM visits").fetchone()[0])' "$out"
+runuser -u counter -- /usr/local/bin/litestream restore \
+    -config {config} -o "$out" {db} >&2
+{py} -c 'import apsw, sys
+print(apsw.Connection(sys.argv[1]).execute("SELECT count FROM visits").fetchone()[0])' "$out"
 rm -f "$out" "$out-wal" "$out-shm"
 """
 
@@ -138,8 +140,8 @@ def healthy(host) -> bool:
     return get(host, "/healthz")["status"] == 200
 
 
-@pytest.fixture
-def explain(app):
+@pytest.fixture(autouse=True)
+def journal_on_failure(app):
     """On failure, show what the units said (as a user would look next)."""
     yield
     # pytest prints captured output only for failures.

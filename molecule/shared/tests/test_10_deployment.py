@@ -1,0 +1,134 @@
+"""The deployment as a user finds it: units, their ties, files and modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import main_pid, unit_prop
+
+UNITS = ("litestream.service", "counter.service")
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_are_active_and_enabled(app, unit):
+    service = app.service(unit)
+    assert service.is_running, app.run("journalctl --no-pager -n 40 -u %s", unit).stdout
+    assert service.is_enabled
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_run_as_the_service_account(app, unit):
+    assert unit_prop(app, unit, "User") == "counter"
+    pid = main_pid(app, unit)
+    assert app.check_output("ps -o user= -p %s", str(pid)) == "counter"
+
+
+def test_litestream_restarts_always_with_a_start_limit(app):
+    assert unit_prop(app, "litestream.service", "Restart") == "always"
+    assert unit_prop(app, "litestream.service", "RestartUSec") == "5s"
+    assert int(unit_prop(app, "litestream.service", "StartLimitBurst")) > 0
+    assert unit_prop(app, "litestream.service", "StartLimitIntervalUSec") == "2min"
+
+
+def test_restore_runs_before_replication(app):
+    pre = unit_prop(app, "litestream.service", "ExecStartPre")
+    assert "/usr/local/libexec/litestream-restore-if-missing" in pre
+    start = unit_prop(app, "litestream.service", "ExecStart")
+    assert "litestream replicate -config /etc/litestream.yml" in start
+
+
+def test_app_and_litestream_are_tied_and_ordered(app):
+    # Starting the app starts Litestream first; Litestream stops with the app.
+    assert "litestream.service" in unit_prop(app, "counter.service", "Wants").split()
+    assert "litestream.service" in unit_prop(app, "counter.service", "After").split()
+    assert unit_prop(app, "litestream.service", "BindsTo") == "counter.service"
+    # Ordered after Litestream, the app stops before it: the final sync holds
+    # its last writes. It refuses to start unless Litestream runs.
+    assert "systemctl is-active --quiet litestream.service" in unit_prop(
+        app, "counter.service", "ExecStartPre"
+    )
+    assert "counter.service" in unit_prop(app, "litestream.service", "Before").split()
+
+
+def test_stop_timeout_exceeds_the_final_sync_timeout(app):
+    config = app.file("/etc/litestream.yml").content_string
+    assert "shutdown-sync-timeout: 30s" in config
+    assert unit_prop(app, "litestream.service", "TimeoutStopUSec") == "1min"
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_are_hardened(app, unit):
+    expected = {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "RestrictSUIDSGID": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "CapabilityBoundingSet": "",
+    }
+    for prop, value in expected.items():
+        assert unit_prop(app, unit, prop) == value, prop
+    assert unit_prop(app, unit, "ReadWritePaths") == "/var/lib/counter"
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "group", "mode"),
+    [
+        ("/usr/local/bin/litestream", "root", "root", 0o755),
+        ("/etc/litestream.yml", "root", "counter", 0o640),
+        ("/etc/litestream", "root", "counter", 0o750),
+        ("/etc/litestream/sftp_ed25519", "counter", "counter", 0o600),
+        ("/etc/counter/counter.env", "root", "counter", 0o640),
+        ("/var/lib/counter", "counter", "counter", 0o750),
+        ("/var/lib/counter/counter.db", "counter", "counter", None),
+        ("/etc/systemd/system/litestream.service", "root", "root", 0o644),
+        ("/etc/systemd/system/counter.service", "root", "root", 0o644),
+    ],
+)
+def test_files_owners_and_modes(app, path, owner, group, mode):
+    f = app.file(path)
+    assert f.exists, path
+    assert (f.user, f.group) == (owner, group), path
+    if mode is not None:
+        assert f.mode == mode, f"{path}: {oct(f.mode)}"
+
+
+def test_litestream_is_the_pinned_version(app):
+    assert app.check_output("/usr/local/bin/litestream version") == "0.5.17"
+
+
+def test_templates_carry_the_managed_header(app):
+    for path in (
+        "/etc/litestream.yml",
+        "/etc/systemd/system/litestream.service",
+        "/etc/counter/counter.env",
+    ):
+        assert "Ansible managed" in app.file(path).content_string, path
+
+
+def test_the_storage_host_key_is_pinned(app, storage):
+    key = storage.file("/etc/ssh/ssh_host_ecdsa_key.pub").content_string.split()[:2]
+    config = app.file("/etc/litestream.yml").content_string
+    assert f"host-key: {key[0]} {key[1]}" in config
+    # Litestream warns when it would accept any host key; it must not.
+    assert "host key" not in app.check_output("journalctl --no-pager -u litestream").lower()
+
+
+def test_sftp_account_is_key_only_chrooted_sftp(storage):
+    effective = storage.check_output("sshd -T -C user=litestream,host=client,addr=192.0.2.1")
+    settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
+    assert settings["forcecommand"] == "internal-sftp"
+    assert settings["chrootdirectory"] == "/srv/sftp/litestream"
+    assert settings["passwordauthentication"] == "no"
+    assert settings["authenticationmethods"] == "publickey"
+    assert settings["authorizedkeysfile"] == "/etc/ssh/authorized_keys/%u"
+    assert settings["allowtcpforwarding"] == "no"
+    chroot = storage.file("/srv/sftp/litestream")
+    assert (chroot.user, chroot.mode) == ("root", 0o755)
+    upload = storage.file("/srv/sftp/litestream/upload")
+    assert (upload.user, upload.mode) == ("litestream", 0o700)
+    keys = storage.file("/etc/ssh/authorized_keys/litestream")
+    assert (keys.user, keys.mode) == ("root", 0o644)
+    assert "litestream@" in keys.content_string
