@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import apsw
 import pytest
 
@@ -40,3 +42,16 @@ def test_count_is_one_row_whatever_the_visits(db_path, store):
 def test_unwritable_path_fails_loudly(tmp_path):
     with pytest.raises(apsw.CantOpenError):
         VisitStore(str(tmp_path / "missing-dir" / "counter.db"))
+
+
+def test_close_leaves_the_wal_for_litestream(db_path):
+    store = VisitStore(db_path)
+    store.record_visit()
+    store.close()
+    # The last writes stay in the WAL (not checkpointed away on close), where
+    # Litestream reads them.
+    wal = Path(db_path + "-wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    reopened = VisitStore(db_path)
+    assert reopened.count() == 1
+    reopened.close()

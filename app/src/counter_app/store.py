@@ -50,6 +50,12 @@ class VisitStore:
         self._lock = threading.Lock()
         self._conn = apsw.Connection(path)
         self._conn.set_busy_timeout(busy_timeout_ms)
+        # By default the last connection to close checkpoints the WAL into the
+        # database and deletes it. When Litestream has not yet opened the
+        # database (it does so lazily, about a second after it starts), those
+        # last writes would then never be seen by it as WAL frames. Leave the
+        # WAL alone on close: Litestream ships it and checkpoints it itself.
+        self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise RuntimeError(f"{path}: cannot switch to WAL mode (got {mode!r})")

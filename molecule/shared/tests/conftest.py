@@ -136,6 +136,24 @@ def journal(host, since: str, *units: str) -> str:
     return host.check_output(f"journalctl --no-pager -o cat --since @{since} {flags}")
 
 
+def stop_app(host) -> None:
+    """`systemctl stop counter` as a user types it, then wait for Litestream.
+
+    The stop returns once the app has stopped; Litestream (bound to it) stops
+    after it: a short delay, then its final sync. Wait until it is done.
+    """
+    host.check_output("systemctl stop counter.service")
+    wait_until(
+        lambda: (
+            host.run("systemctl is-active litestream.service").stdout.strip()
+            in ("inactive", "failed")
+        ),
+        timeout=70,
+        what="litestream.service stopped after the app",
+        interval=0.5,
+    )
+
+
 def healthy(host) -> bool:
     return get(host, "/healthz")["status"] == 200
 

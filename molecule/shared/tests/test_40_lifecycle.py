@@ -8,6 +8,7 @@ from conftest import (
     journal,
     main_pid,
     replica_count,
+    stop_app,
     visit,
     wait_until,
 )
@@ -20,7 +21,7 @@ def _active(host, unit: str) -> str:
 def test_stopping_the_app_stops_litestream_after_it(app):
     count = visit(app)
     since = host_now(app)
-    app.check_output("systemctl stop counter.service")
+    stop_app(app)
     assert _active(app, "counter.service") == "inactive"
     assert _active(app, "litestream.service") == "inactive"
     lines = journal(app, since, "counter.service", "litestream.service").splitlines()
@@ -73,6 +74,7 @@ def test_a_crashed_app_takes_litestream_down_and_both_come_back(app):
     wait_until(lambda: healthy(app), timeout=30, what="counter healthy again")
     assert _active(app, "litestream.service") == "active"
     logged = journal(app, since, "counter.service", "litestream.service")
-    assert "Stopped litestream.service" in logged
+    assert "Stopping litestream.service" in logged
+    assert "signal received, litestream shutting down" in logged
     assert "Database already exists, skipping restore" in logged
     assert visit(app) == count + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import get, healthy, host_now, journal, visit, wait_until
+from conftest import get, healthy, host_now, journal, stop_app, visit, wait_until
 
 RESTORING = "No database found, restoring from replica if exists"
 
@@ -17,7 +17,7 @@ def _wipe_data(app) -> None:
 
 def test_lost_database_is_restored_to_the_exact_count(app):
     count = visit(app)
-    app.check_output("systemctl stop counter.service")
+    stop_app(app)
     _wipe_data(app)
     since = host_now(app)
     app.check_output("systemctl start counter.service")
@@ -28,7 +28,7 @@ def test_lost_database_is_restored_to_the_exact_count(app):
 
 def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage):
     count = visit(app)
-    app.check_output("systemctl stop counter.service")
+    stop_app(app)
     _wipe_data(app)
     storage.check_output("systemctl stop ssh.service")
     try:
