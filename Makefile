@@ -29,6 +29,9 @@ help:
 	@echo "make purge   remove lab hosts, replica, image, caches and .venv"
 
 $(VENV)/.installed: requirements-dev.txt app/pyproject.toml
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  echo "installing python3-venv from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade 'pip>=24'
 	$(BIN)/pip install --quiet --requirement requirements-dev.txt
