@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +168,36 @@ def journal_on_failure(app):
     yield
     # pytest prints captured output only for failures.
     print(app.run("journalctl --no-pager -n 60 -u litestream -u counter").stdout)
+
+
+# Playbook runs from the tests, against Molecule's inventory.
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+
+
+def run_site(extra_vars: dict) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(PROJECT / "roles"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+    )
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(PROJECT / "site.yml"),
+            "-e",
+            json.dumps(extra_vars),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+
+
+def recap_changed(output: str) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}

@@ -2,48 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import app_name, visit
-
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-
-
-def run_site(extra_vars: dict) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(PROJECT / "roles"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-    )
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(PROJECT / "site.yml"),
-            "-e",
-            json.dumps(extra_vars),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        check=False,
-    )
-
-
-def recap_changed(output: str) -> dict[str, int]:
-    return {m[0]: int(m[1]) for m in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
+from conftest import app_name, recap_changed, run_site, visit
 
 
 def some_other_ecdsa_key() -> str:
