@@ -9,9 +9,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
-SUITES ?= bookworm
+SUITES ?= bookworm trixie
 SCENARIOS ?= default
 HOST ?= lab-app1
+REPLICA ?= sftp
 LAB := $(BIN)/ansible-playbook playbooks/lab.yml
 
 export PATH := $(BIN):$(PATH)
@@ -21,7 +22,7 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 .PHONY: help setup venv docker images demo test lint unit molecule down stop start logs purge
 
 help:
-	@echo "make demo    set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
+	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
 	@echo "make test    set up, lint, unit tests, molecule test for every scenario"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"
 	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
@@ -49,10 +50,12 @@ images: docker
 setup: venv images
 
 demo: setup
+	@case "$(REPLICA)" in sftp|s3) ;; *) echo "REPLICA must be sftp or s3 (got '$(REPLICA)')"; exit 2;; esac
 	$(LAB) -e lab_state=present
-	$(BIN)/ansible-playbook -i inventory/lab site.yml
+	$(BIN)/ansible-playbook -i inventory/lab site.yml -e lab_replica=$(REPLICA)
 	@echo
-	@echo "The counter answers on http://127.0.0.1:8080/  (try: curl 127.0.0.1:8080)"
+	@echo "The counter answers on http://127.0.0.1:8080/ (lab-app1) and :8081 (lab-app2),"
+	@echo "replicating to $(REPLICA) on lab-storage. Try: curl 127.0.0.1:8080"
 
 lint: venv
 	$(BIN)/yamllint --strict .
@@ -64,8 +67,12 @@ lint: venv
 unit: venv
 	cd app && $(BIN)/pytest -q
 
+# Every scenario on every Debian release (MOLECULE_SUITE picks the image).
 molecule: setup
-	for scenario in $(SCENARIOS); do $(BIN)/molecule test --scenario-name $$scenario; done
+	for suite in $(SUITES); do for scenario in $(SCENARIOS); do \
+	  echo "=== molecule test: scenario $$scenario on Debian $$suite"; \
+	  MOLECULE_SUITE=$$suite $(BIN)/molecule test --scenario-name $$scenario; \
+	done; done
 
 test: lint unit molecule
 
@@ -79,7 +86,7 @@ down: venv docker
 	$(LAB) -e lab_state=absent
 
 logs: docker
-	@if [ "$(HOST)" = lab-storage ]; then units="-u ssh"; else units="-u litestream -u counter"; fi; \
+	@if [ "$(HOST)" = lab-storage ]; then units="-u ssh -u seaweedfs"; else units="-u litestream -u counter"; fi; \
 	docker exec $(HOST) journalctl --no-pager -n 100 $$units
 
 purge: venv docker
