@@ -48,17 +48,23 @@ with ThreadPoolExecutor(max_workers=n) as pool:
     print(json.dumps(list(pool.map(get, range(n)))))
 """
 
-# Restore the replica to a scratch file as the service account and print the
-# count it holds: proof that the replica, not the local file, has the data.
+# Restore the replica to a scratch file as the service account (with the
+# unit's credentials, if any) and print the count it holds: proof that the
+# replica, not the local file, has the data.
 _REPLICA_COUNT = r"""
 set -e
 out=$(mktemp -u /var/tmp/replica-check.XXXXXX.db)
+set -a; [ ! -r /etc/litestream/litestream.env ] || . /etc/litestream/litestream.env; set +a
 runuser -u counter -- /usr/local/bin/litestream restore \
     -config {config} -o "$out" {db} >&2
 {py} -c 'import apsw, sys
 print(apsw.Connection(sys.argv[1]).execute("SELECT count FROM visits").fetchone()[0])' "$out"
 rm -f "$out" "$out-wal" "$out-shm"
 """
+
+
+# ListObjectsV2 through the S3 API, run on the app host (see s3_list.py).
+_S3_LIST = (Path(__file__).parent / "s3_list.py").read_text()
 
 
 def _hosts(group: str) -> list[testinfra.host.Host]:
@@ -77,8 +83,47 @@ def app(apps) -> testinfra.host.Host:
 
 
 @pytest.fixture(scope="session")
-def storage() -> testinfra.host.Host:
-    return _hosts("sftp_storage")[0]
+def replica_kind(app) -> str:
+    """The replica type the scenario deploys: sftp or s3."""
+    config = app.file(CONFIG).content_string
+    return re.search(r"^\s+type: (\w+)$", config, re.M).group(1)
+
+
+@pytest.fixture(scope="session")
+def storage(replica_kind) -> testinfra.host.Host:
+    return _hosts(f"{replica_kind}_storage")[0]
+
+
+@pytest.fixture(scope="session")
+def store_service(replica_kind) -> str:
+    """The unit that serves the replica store on the storage host."""
+    return {"sftp": "ssh.service", "s3": "seaweedfs.service"}[replica_kind]
+
+
+@pytest.fixture
+def sftp_only(replica_kind) -> None:
+    if replica_kind != "sftp":
+        pytest.skip("SFTP replica only")
+
+
+@pytest.fixture
+def s3_only(replica_kind) -> None:
+    if replica_kind != "s3":
+        pytest.skip("S3 replica only")
+
+
+def replica_objects(app, storage, replica_kind) -> list[str]:
+    """What the store holds for this app host: files on the SFTP server, or
+    objects listed through the S3 API."""
+    name = app_name(app)
+    if replica_kind == "sftp":
+        path = f"/srv/sftp/litestream/upload/{name}"
+        found = storage.check_output("find %s -type f -name '*.ltx'", path).split()
+        return [f[len("/srv/sftp/litestream/upload/") :] for f in found]
+    endpoint = f"http://{app_name(storage)}:8333"
+    return app.check_output(
+        "python3 -c %s %s %s %s", _S3_LIST, endpoint, "litestream", f"{name}/"
+    ).split()
 
 
 def app_name(host: testinfra.host.Host) -> str:

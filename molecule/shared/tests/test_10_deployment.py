@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import main_pid, unit_prop
@@ -80,7 +82,6 @@ def test_units_are_hardened(app, unit):
         ("/usr/local/bin/litestream", "root", "root", 0o755),
         ("/etc/litestream.yml", "root", "counter", 0o640),
         ("/etc/litestream", "root", "counter", 0o750),
-        ("/etc/litestream/sftp_ed25519", "counter", "counter", 0o600),
         ("/etc/counter/counter.env", "root", "counter", 0o640),
         ("/var/lib/counter", "counter", "counter", 0o750),
         ("/var/lib/counter/counter.db", "counter", "counter", None),
@@ -96,6 +97,29 @@ def test_files_owners_and_modes(app, path, owner, group, mode):
         assert f.mode == mode, f"{path}: {oct(f.mode)}"
 
 
+def test_replica_secrets_are_readable_only_by_their_owner(app, replica_kind):
+    if replica_kind == "sftp":
+        key = app.file("/etc/litestream/sftp_ed25519")
+        assert (key.user, key.group, key.mode) == ("counter", "counter", 0o600)
+    else:
+        env = app.file("/etc/litestream/litestream.env")
+        assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+
+
+def test_s3_secret_is_nowhere_but_its_file(app, s3_only):
+    env = app.file("/etc/litestream/litestream.env").content_string
+    secret = re.search(r"^LITESTREAM_SECRET_ACCESS_KEY='(.+)'$", env, re.M).group(1)
+    places = {
+        "config": app.file("/etc/litestream.yml").content_string,
+        "unit": app.file("/etc/systemd/system/litestream.service").content_string,
+        "process list": app.check_output("ps -eo args"),
+        "journal": app.check_output("journalctl --no-pager -o cat"),
+        "unit properties": app.check_output("systemctl show litestream.service"),
+    }
+    for place, text in places.items():
+        assert secret not in text, f"the S3 secret appears in the {place}"
+
+
 def test_litestream_is_the_pinned_version(app):
     assert app.check_output("/usr/local/bin/litestream version") == "0.5.17"
 
@@ -109,7 +133,7 @@ def test_templates_carry_the_managed_header(app):
         assert "Ansible managed" in app.file(path).content_string, path
 
 
-def test_the_storage_host_key_is_pinned(app, storage):
+def test_the_storage_host_key_is_pinned(app, storage, sftp_only):
     key = storage.file("/etc/ssh/ssh_host_ecdsa_key.pub").content_string.split()[:2]
     config = app.file("/etc/litestream.yml").content_string
     assert f"host-key: {key[0]} {key[1]}" in config
@@ -117,7 +141,7 @@ def test_the_storage_host_key_is_pinned(app, storage):
     assert "host key not verified" not in app.check_output("journalctl --no-pager -u litestream")
 
 
-def test_sftp_account_is_key_only_chrooted_sftp(storage):
+def test_sftp_account_is_key_only_chrooted_sftp(storage, sftp_only):
     effective = storage.check_output("sshd -T -C user=litestream,host=client,addr=192.0.2.1")
     settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
     assert settings["forcecommand"] == "internal-sftp"
@@ -133,3 +157,27 @@ def test_sftp_account_is_key_only_chrooted_sftp(storage):
     keys = storage.file("/etc/ssh/authorized_keys/litestream")
     assert (keys.user, keys.mode) == ("root", 0o644)
     assert "litestream@" in keys.content_string
+
+
+def test_s3_store_is_hardened_and_needs_credentials(storage, s3_only):
+    service = storage.service("seaweedfs.service")
+    assert service.is_running and service.is_enabled
+    assert unit_prop(storage, "seaweedfs.service", "User") == "seaweedfs"
+    assert unit_prop(storage, "seaweedfs.service", "ProtectSystem") == "strict"
+    assert unit_prop(storage, "seaweedfs.service", "NoNewPrivileges") == "yes"
+    identities = storage.file("/etc/seaweedfs/s3.json")
+    assert (identities.user, identities.mode) == ("seaweedfs", 0o600)
+    data = storage.file("/var/lib/seaweedfs")
+    assert (data.user, data.mode) == ("seaweedfs", 0o700)
+    # Nothing listens on all interfaces.
+    listening = storage.check_output("ss -Hltn")
+    assert not re.search(r"(0\.0\.0\.0|\*|\[::\]):\d+", listening), listening
+    # Anonymous requests are refused.
+    anonymous = storage.run(
+        "python3 -c %s",
+        "import urllib.request, urllib.error, socket\n"
+        "ip = socket.gethostbyname(socket.gethostname())\n"
+        "try:\n    urllib.request.urlopen(f'http://{ip}:8333/litestream?list-type=2', timeout=10)\n"
+        "except urllib.error.HTTPError as e:\n    print(e.code)\n",
+    )
+    assert anonymous.stdout.strip() in ("401", "403"), anonymous.stdout + anonymous.stderr

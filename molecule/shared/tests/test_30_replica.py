@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from conftest import app_name, replica_count, visit, wait_until
+from conftest import app_name, replica_count, replica_objects, visit, wait_until
 
 
-def test_replica_holds_litestream_files(app, storage):
+def test_replica_holds_litestream_files(app, storage, replica_kind):
     visit(app)
-    path = f"/srv/sftp/litestream/upload/{app_name(app)}"
-    files = wait_until(
-        lambda: storage.check_output("find %s -type f -name '*.ltx'", path).split(),
+    objects = wait_until(
+        lambda: [o for o in replica_objects(app, storage, replica_kind) if o.endswith(".ltx")],
         timeout=30,
-        what=f"LTX files under {path}",
+        what=f"LTX files of {app_name(app)} in the {replica_kind} store",
     )
-    assert all(f.startswith(path + "/ltx/") for f in files)
-    owner = storage.check_output("stat -c %%U %s", files[0])
-    assert owner == "litestream"
+    # Under this host's own prefix.
+    assert all(o.startswith(app_name(app) + "/") for o in objects), objects
+
+
+def test_sftp_replica_files_belong_to_the_sftp_account(app, storage, sftp_only):
+    path = f"/srv/sftp/litestream/upload/{app_name(app)}"
+    files = storage.check_output("find %s -type f -name '*.ltx'", path).split()
+    assert files
+    assert storage.check_output("stat -c %%U %s", files[0]) == "litestream"
 
 
 def test_replica_restores_to_the_latest_count(app):

@@ -26,18 +26,21 @@ def test_lost_database_is_restored_to_the_exact_count(app):
     assert visit(app) == count + 1
 
 
-def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage):
+def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage, store_service):
     count = visit(app)
     stop_app(app)
     _wipe_data(app)
-    storage.check_output("systemctl stop ssh.service")
+    storage.check_output("systemctl stop %s", store_service)
     try:
         since = host_now(app)
         app.check_output("systemctl start --no-block counter.service")
         # Two restore attempts fail; meanwhile nothing serves a fresh counter.
         wait_until(
-            lambda: journal(app, since, "litestream.service").count("Restore failed") >= 2,
-            timeout=60,
+            lambda: (
+                journal(app, since, "litestream.service").count("not starting on an empty database")
+                >= 2
+            ),
+            timeout=150,
             what="two failed restore attempts",
         )
         assert get(app, "/")["status"] == 0, (
@@ -46,8 +49,8 @@ def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage):
         assert app.run("systemctl is-active counter.service").stdout.strip() != "active"
         assert not app.file("/var/lib/counter/counter.db").exists
     finally:
-        storage.check_output("systemctl start ssh.service")
+        storage.check_output("systemctl start %s", store_service)
     # Back by itself: the next retry restores, then the app starts.
-    wait_until(lambda: healthy(app), timeout=90, what="counter healthy once the store is back")
+    wait_until(lambda: healthy(app), timeout=150, what="counter healthy once the store is back")
     assert RESTORING in journal(app, since, "litestream.service")
     assert visit(app) == count + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -24,7 +25,7 @@ def test_invalid_variable_is_refused_before_any_host_changes(app):
     assert visit(app) == before + 1
 
 
-def test_wrong_host_key_fails_loudly_and_keeps_the_running_config(app, storage):
+def test_wrong_host_key_fails_loudly_and_keeps_the_running_config(app, storage, sftp_only):
     config_before = app.file("/etc/litestream.yml").sha256sum
     before = visit(app)
     result = run_site(
@@ -36,8 +37,43 @@ def test_wrong_host_key_fails_loudly_and_keeps_the_running_config(app, storage):
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "The new Litestream configuration was refused" in output
+    assert "The new Litestream settings were refused" in output
     assert "host key mismatch" in output
     assert app.file("/etc/litestream.yml").sha256sum == config_before
     assert app.service("litestream.service").is_running
     assert visit(app) == before + 1
+
+
+WRONG_SECRET = "WrongSecretKey0123456789abcdef"  # noqa: S105 - a deliberately wrong test secret
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        (
+            {"litestream_s3_secret_access_key": "WrongSecretKey0123456789abcdef"},
+            "secret key is wrong",
+        ),
+        ({"litestream_s3_bucket": "no-such-bucket"}, "bucket no-such-bucket does not exist"),
+    ],
+    ids=["wrong-secret", "unknown-bucket"],
+)
+def test_wrong_s3_settings_fail_loudly_and_keep_the_running_config(
+    apps, s3_only, override, problem
+):
+    app = apps[0]
+    config_before = app.file("/etc/litestream.yml").sha256sum
+    env_before = app.file("/etc/litestream/litestream.env").sha256sum
+    before = visit(app)
+    result = run_site({**override, "ansible_verbosity": 1})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "The new Litestream settings were refused" in output
+    assert problem in output
+    # The wrong secret is not echoed, even with -v.
+    assert WRONG_SECRET not in output
+    # The first host failed: the roll stopped there, the others untouched.
+    assert app.file("/etc/litestream.yml").sha256sum == config_before
+    assert app.service("litestream.service").is_running
+    assert visit(app) == before + 1
+    assert app.file("/etc/litestream/litestream.env").sha256sum == env_before
