@@ -84,6 +84,14 @@ def mirror(tmp_path_factory):
     server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _once_per_suite(replica_kind):
+    # The install path does not depend on the replica: drilled once per
+    # Debian release, in the default (SFTP) scenario.
+    if replica_kind != "sftp":
+        pytest.skip("install drills run in the default scenario")
+
+
 def _release_vars(url: str, version: str, cache: Path) -> dict:
     return {
         "litestream_install_source": "release",
