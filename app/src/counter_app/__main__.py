@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import waitress
 
+from counter_app.replication import ReplicationMonitor, socket_position
 from counter_app.store import VisitStore
 from counter_app.web import create_app
 
@@ -27,6 +28,8 @@ class Config:
     port: int
     threads: int
     busy_timeout_ms: int
+    litestream_socket: str
+    max_replica_lag: int
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -36,6 +39,8 @@ class Config:
             port=_int(env, "COUNTER_PORT", 8080, 1, 65535),
             threads=_int(env, "COUNTER_THREADS", 8, 1, 256),
             busy_timeout_ms=_int(env, "COUNTER_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
+            litestream_socket=env.get("COUNTER_LITESTREAM_SOCKET", ""),
+            max_replica_lag=_int(env, "COUNTER_MAX_REPLICA_LAG", 10, 1, 3600),
         )
 
 
@@ -67,8 +72,17 @@ def main() -> int:
         log.error("configuration error: %s", error)
         return 2
     store = VisitStore(config.db, busy_timeout_ms=config.busy_timeout_ms)
+    replication = None
+    if config.litestream_socket:
+        db = os.path.abspath(config.db)
+        replication = ReplicationMonitor(
+            query=lambda: socket_position(config.litestream_socket, db),
+            push=lambda: socket_position(config.litestream_socket, db, wait=True, timeout=10),
+            max_lag=config.max_replica_lag,
+        )
+        replication.start()
     server = waitress.create_server(
-        create_app(store), host=config.host, port=config.port, threads=config.threads
+        create_app(store, replication), host=config.host, port=config.port, threads=config.threads
     )
     signal.signal(signal.SIGTERM, _stop)
     log.info("serving %s on http://%s:%d/", config.db, config.host, config.port)
@@ -76,6 +90,8 @@ def main() -> int:
         server.run()
     finally:
         server.close()
+        if replication is not None:
+            replication.stop()
         store.close()
         log.info("stopped")
     return 0

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import bottle
 
+from counter_app.replication import ReplicationMonitor
 from counter_app.store import VisitStore
 
 TEXT = "text/plain; charset=utf-8"
 
 
-def create_app(store: VisitStore) -> bottle.Bottle:
+def create_app(store: VisitStore, replication: ReplicationMonitor | None = None) -> bottle.Bottle:
+    """The routes. ``replication`` (None: not checked) makes /healthz a
+    readiness check that fails while writes are not being replicated."""
     app = bottle.Bottle()
 
     @app.get("/")
@@ -24,11 +27,27 @@ def create_app(store: VisitStore) -> bottle.Bottle:
     def index_head() -> None:
         raise bottle.HTTPError(405, "Method Not Allowed", Allow="GET")
 
-    @app.get("/healthz")
-    def healthz() -> str:
+    @app.get("/livez")
+    def livez() -> str:
+        # Liveness: the process serves and reads its database, whatever the
+        # replica store does.
         store.count()  # raises (500) when the database cannot be read
         bottle.response.content_type = TEXT
         bottle.response.set_header("Cache-Control", "no-store")
+        return "ok\n"
+
+    @app.get("/healthz")
+    def healthz() -> str:
+        # Readiness (load balancers, the rolling deploy): also red, saying
+        # why, while Litestream is down or the replica falls behind.
+        store.count()
+        bottle.response.content_type = TEXT
+        bottle.response.set_header("Cache-Control", "no-store")
+        if replication is not None:
+            verdict = replication.verdict()
+            if not verdict.ok:
+                bottle.response.status = 503
+                return verdict.reason + "\n"
         return "ok\n"
 
     def plain_error(error: bottle.HTTPError) -> str:

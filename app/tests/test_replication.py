@@ -1,0 +1,162 @@
+"""Readiness follows replication: the lag tracker and the control-socket client."""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from counter_app import VisitStore, create_app
+from counter_app.replication import ReplicationMonitor, socket_position
+from webtest_call import call_app
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Litestream:
+    """Answers like Litestream's control socket: (local, replicated) or an error."""
+
+    def __init__(self) -> None:
+        self.local, self.replicated, self.error = 1, 1, None
+
+    def __call__(self) -> tuple[int, int]:
+        if self.error:
+            raise OSError(self.error)
+        return self.local, self.replicated
+
+
+@pytest.fixture
+def world():
+    clock, litestream = Clock(), Litestream()
+    monitor = ReplicationMonitor(litestream, max_lag=10, interval=1, clock=clock)
+    return clock, litestream, monitor
+
+
+def test_red_until_litestream_first_answers(world):
+    _, _, monitor = world
+    verdict = monitor.verdict()
+    assert not verdict.ok and verdict.reason.startswith("replication down")
+
+
+def test_green_while_the_replica_keeps_up(world):
+    clock, litestream, monitor = world
+    for txid in range(1, 30):
+        litestream.local = txid
+        monitor.poll()
+        litestream.replicated = txid  # confirmed a second later
+        clock.now += 1
+    monitor.poll()
+    assert monitor.verdict().ok
+    assert monitor.lag() == 0
+
+
+def test_red_once_writes_wait_longer_than_the_limit(world):
+    clock, litestream, monitor = world
+    monitor.poll()
+    litestream.local = 2  # a write the replica never confirms
+    for _ in range(10):
+        monitor.poll()
+        clock.now += 1
+    assert monitor.verdict().ok, "10 s behind is still within the limit"
+    clock.now += 1.5
+    monitor.poll()
+    verdict = monitor.verdict()
+    assert not verdict.ok
+    assert verdict.reason.startswith("replication behind: writes of the last 12 s")
+    litestream.replicated = 2  # the store is back
+    monitor.poll()
+    assert monitor.verdict().ok
+
+
+def test_idle_database_with_an_unreachable_store_is_not_behind(world):
+    clock, litestream, monitor = world
+    monitor.poll()
+    litestream.replicated = 0  # Litestream forgets the replica position on errors
+    for _ in range(30):
+        clock.now += 1
+        monitor.poll()
+    assert monitor.verdict().ok, "no write is waiting"
+
+
+def test_red_when_litestream_stops_answering(world):
+    clock, litestream, monitor = world
+    monitor.poll()
+    litestream.error = "connection refused"
+    clock.now += 2
+    monitor.poll()
+    assert monitor.verdict().ok, "one missed answer is not an outage"
+    clock.now += 2
+    monitor.poll()
+    verdict = monitor.verdict()
+    assert not verdict.ok
+    assert "replication down" in verdict.reason and "connection refused" in verdict.reason
+
+
+def test_healthz_says_why_and_livez_stays_green(tmp_path, world):
+    clock, litestream, monitor = world
+    store = VisitStore(str(tmp_path / "c.db"))
+    app = create_app(store, monitor)
+    assert call_app(app, "/healthz")[0] == 503
+    monitor.poll()
+    assert call_app(app, "/healthz") == (200, "ok\n")
+    litestream.error = "gone"
+    clock.now += 10
+    status, body = call_app(app, "/healthz")
+    assert status == 503 and body.startswith("replication down")
+    assert call_app(app, "/livez") == (200, "ok\n")
+    assert store.count() == 0, "health checks never count"
+    store.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    answers: list = []
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.path, body))
+        status, payload = self.answers.pop(0)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def test_socket_position_speaks_litestreams_control_socket(tmp_path):
+    path = str(tmp_path / "litestream.sock")
+    server = _UnixHTTPServer(path, _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _Handler.answers = [
+            (200, {"status": "no_change", "path": "/db", "txid": 7, "replicated_txid": 5}),
+            (409, {"error": "database not open"}),
+        ]
+        assert socket_position(path, "/db") == (7, 5)
+        with pytest.raises(OSError, match="409"):
+            socket_position(path, "/db", wait=True, timeout=3)
+        assert _Handler.seen == [
+            ("/sync", {"path": "/db"}),
+            ("/sync", {"path": "/db", "wait": True, "timeout": 3}),
+        ]
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(OSError):
+        socket_position(path, "/db")
