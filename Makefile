@@ -10,7 +10,10 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 SUITES ?= bookworm trixie
-SCENARIOS ?= default s3
+# What `make test` runs: each scenario once, both Debian releases covered
+# (scenario:suite). `make drills` runs the long fault drills on DRILL_MATRIX.
+TEST_MATRIX ?= default:bookworm s3:trixie
+DRILL_MATRIX ?= default:bookworm s3:bookworm
 HOST ?= lab-app1
 REPLICA ?= sftp
 LAB := $(BIN)/ansible-playbook playbooks/lab.yml
@@ -19,11 +22,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit molecule down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit molecule drills down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
-	@echo "make test    set up, lint, unit tests, molecule test for every scenario"
+	@echo "make test    set up, lint, unit tests, molecule test (each scenario once; what CI runs)"
+	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"
 	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
 	@echo "make logs [HOST=lab-app1]    journal of litestream and counter (sshd on lab-storage)"
@@ -60,19 +64,31 @@ demo: setup
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts
-	$(BIN)/ruff format --check app molecule scripts
+	$(BIN)/ruff check app molecule scripts roles/litestream/files/litestream-guard
+	$(BIN)/ruff format --check app molecule scripts roles/litestream/files/litestream-guard
 	scripts/check-argument-specs.py
 
 unit: venv
 	cd app && $(BIN)/pytest -q
 
-# Every scenario on every Debian release (MOLECULE_SUITE picks the image).
+# Each scenario:suite of TEST_MATRIX (MOLECULE_SUITE picks the image).
 molecule: setup
-	for suite in $(SUITES); do for scenario in $(SCENARIOS); do \
+	for run in $(TEST_MATRIX); do scenario=$${run%%:*}; suite=$${run##*:}; \
 	  echo "=== molecule test: scenario $$scenario on Debian $$suite"; \
 	  MOLECULE_SUITE=$$suite $(BIN)/molecule test --scenario-name $$scenario; \
-	done; done
+	done
+
+# The same scenarios with the long drills (test_90_drills.py) switched on;
+# their figures go to docs/drills.json and the table docs/drills.md.
+drills: setup
+	rm -f docs/drills.json
+	for run in $(DRILL_MATRIX); do scenario=$${run%%:*}; suite=$${run##*:}; \
+	  echo "=== drills: scenario $$scenario on Debian $$suite"; \
+	  COUNTER_DRILLS=long COUNTER_DRILL_FIGURES=$(CURDIR)/docs/drills.json MOLECULE_SUITE=$$suite \
+	    $(BIN)/molecule test --scenario-name $$scenario; \
+	done
+	$(BIN)/python scripts/drill-report.py docs/drills.json docs/drills.md
+	@cat docs/drills.md
 
 test: lint unit molecule
 

@@ -6,12 +6,13 @@ import json
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
 import pytest
+from webtest_call import call_app
 
 from counter_app import VisitStore, create_app
 from counter_app.replication import ReplicationMonitor, socket_position
-from webtest_call import call_app
 
 
 class Clock:
@@ -118,10 +119,10 @@ def test_healthz_says_why_and_livez_stays_green(tmp_path, world):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    answers: list = []
-    seen: list = []
+    answers: ClassVar[list] = []
+    seen: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append((self.path, body))
         status, payload = self.answers.pop(0)

@@ -126,6 +126,24 @@ def replica_objects(app, storage, replica_kind) -> list[str]:
     ).split()
 
 
+def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str]:
+    """Delete this app host's replica files whose name matches the regex
+    (damage the replica as a faulty store or a careless hand would)."""
+    name = app_name(app)
+    if replica_kind == "sftp":
+        path = f"/srv/sftp/litestream/upload/{name}"
+        found = storage.check_output(
+            "find %s -type f -regextype posix-extended -regex %s -print -delete",
+            path,
+            f".*{pattern}.*",
+        ).split()
+        return found
+    endpoint = f"http://{app_name(storage)}:8333"
+    return app.check_output(
+        "python3 -c %s %s %s %s %s", _S3_LIST, endpoint, "litestream", f"{name}/", pattern
+    ).split()
+
+
 def app_name(host: testinfra.host.Host) -> str:
     return host.backend.name
 
@@ -219,7 +237,7 @@ def journal_on_failure(app):
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 
 
-def run_site(extra_vars: dict) -> subprocess.CompletedProcess:
+def run_site(extra_vars: dict, limit: str | None = None) -> subprocess.CompletedProcess:
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(PROJECT / "roles"),
@@ -235,6 +253,7 @@ def run_site(extra_vars: dict) -> subprocess.CompletedProcess:
             str(PROJECT / "site.yml"),
             "-e",
             json.dumps(extra_vars),
+            *(["--limit", limit] if limit else []),
         ],
         capture_output=True,
         text=True,
@@ -246,3 +265,123 @@ def run_site(extra_vars: dict) -> subprocess.CompletedProcess:
 
 def recap_changed(output: str) -> dict[str, int]:
     return {m[0]: int(m[1]) for m in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(
+        ["docker", *args],  # noqa: S607 - the Docker CLI on the controller's PATH
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.strip()
+
+
+class StorePaused:
+    """A real partition of the store: `docker pause` of the storage host
+    (its processes freeze; open connections hang, new ones time out)."""
+
+    def __init__(self, storage) -> None:
+        self.name = app_name(storage)
+
+    def __enter__(self) -> StorePaused:
+        docker("pause", self.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        docker("unpause", self.name)
+
+
+# A steady load on the app host: THREADS workers, about RATE requests/s in
+# all, until the stop file appears or the deadline passes. Prints what it saw:
+# requests answered and failed, and the highest count acknowledged.
+_LOAD = r"""
+import json, os, sys, threading, time, urllib.request
+rate, threads, seconds = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+out, url = sys.argv[4], sys.argv[5]
+stop_file = out + ".stop"
+deadline = time.monotonic() + seconds
+lock = threading.Lock()
+seen = {"ok": 0, "failed": 0, "max_ack": 0, "errors": []}
+def worker():
+    gap = threads / rate
+    while time.monotonic() < deadline and not os.path.exists(stop_file):
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                n = int(r.read().decode().split()[5])
+            with lock:
+                seen["ok"] += 1
+                seen["max_ack"] = max(seen["max_ack"], n)
+        except (OSError, ValueError, IndexError) as e:
+            with lock:
+                seen["failed"] += 1
+                if len(seen["errors"]) < 5:
+                    seen["errors"].append(str(e))
+        time.sleep(max(0.0, gap - (time.monotonic() - started)))
+pool = [threading.Thread(target=worker) for _ in range(threads)]
+for t in pool: t.start()
+for t in pool: t.join()
+with open(out + ".tmp", "w") as f: json.dump(seen, f)
+os.replace(out + ".tmp", out)
+"""
+
+
+class Load:
+    """~rate requests/s, bounded in time: from the app host itself to its
+    loopback, or from another lab host (``source``) to the app host."""
+
+    def __init__(
+        self, host, rate: int = 100, threads: int = 4, seconds: int = 900, source=None
+    ) -> None:
+        self.host = source or host
+        self.out = f"/var/tmp/load-{time.monotonic_ns()}.json"  # noqa: S108 - on a test host
+        url = f"http://{app_name(host)}:8080/" if source else "http://127.0.0.1:8080/"
+        self.args = (str(rate), str(threads), str(seconds), self.out, url)
+
+    def __enter__(self) -> Load:
+        self.host.check_output(
+            "nohup setsid python3 -c %s %s %s %s %s %s >/dev/null 2>&1 &", _LOAD, *self.args
+        )
+        return self
+
+    def stop(self) -> dict:
+        self.host.check_output("touch %s.stop", self.out)
+        wait_until(
+            lambda: self.host.file(self.out).exists, timeout=30, what="load stopped", interval=0.5
+        )
+        result = json.loads(self.host.file(self.out).content_string)
+        self.host.run("rm -f %s %s.stop", self.out, self.out)
+        return result
+
+    def __exit__(self, *exc) -> None:
+        if not self.host.file(self.out).exists:
+            self.host.run("touch %s.stop", self.out)
+
+
+def unavailable_seconds(host, action: str, timeout: float = 60) -> float:
+    """Run `action` on the host, then time until / answers again."""
+    started = time.monotonic()
+    host.check_output(action)
+    wait_until(lambda: get(host, "/livez")["status"] == 200, timeout, "serving again", 0.1)
+    return time.monotonic() - started
+
+
+# Figures measured by the drills, written where COUNTER_DRILL_FIGURES says
+# (make drills renders them as a table).
+@pytest.fixture(scope="session")
+def figures(request):
+    found: dict[str, Any] = {}
+    yield found
+    path = os.environ.get("COUNTER_DRILL_FIGURES")
+    if path and found:
+        scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "?")
+        suite = os.environ.get("MOLECULE_SUITE", "bookworm")
+        target = Path(path)
+        data = json.loads(target.read_text()) if target.exists() else {}
+        data.setdefault(f"{scenario}/{suite}", {}).update(found)
+        target.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def long_drills() -> bool:
+    return os.environ.get("COUNTER_DRILLS") == "long"

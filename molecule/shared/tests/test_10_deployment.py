@@ -25,25 +25,33 @@ def test_units_run_as_the_service_account(app, unit):
     assert app.check_output("ps -o user= -p %s", str(pid)) == "counter"
 
 
-def test_litestream_restarts_always_with_a_start_limit(app):
-    assert unit_prop(app, "litestream.service", "Restart") == "always"
-    assert unit_prop(app, "litestream.service", "RestartUSec") == "5s"
-    assert int(unit_prop(app, "litestream.service", "StartLimitBurst")) > 0
-    assert unit_prop(app, "litestream.service", "StartLimitIntervalUSec") == "2min"
+@pytest.mark.parametrize(
+    ("unit", "restart_sec"), [("litestream.service", "2s"), ("counter.service", "1s")]
+)
+def test_units_restart_always_with_no_start_limit(app, unit, restart_sec):
+    # A start limit would leave a unit failed for good after a burst of exits.
+    assert unit_prop(app, unit, "Restart") == "always"
+    assert unit_prop(app, unit, "RestartUSec") == restart_sec
+    assert unit_prop(app, unit, "StartLimitIntervalUSec") == "0"
 
 
 def test_restore_runs_before_replication(app):
     pre = unit_prop(app, "litestream.service", "ExecStartPre")
-    assert "/usr/local/libexec/litestream-restore-if-missing" in pre
+    assert "/usr/local/libexec/litestream-guard start" in pre
     start = unit_prop(app, "litestream.service", "ExecStart")
     assert "litestream replicate -config /etc/litestream.yml" in start
 
 
 def test_app_and_litestream_are_tied_and_ordered(app):
-    # Starting the app starts Litestream first; Litestream stops with the app.
+    # Starting the app starts Litestream first and keeps it running (Upholds);
+    # a stop of the app stops Litestream after it (ExecStopPost).
     assert "litestream.service" in unit_prop(app, "counter.service", "Wants").split()
+    assert "litestream.service" in unit_prop(app, "counter.service", "Upholds").split()
     assert "litestream.service" in unit_prop(app, "counter.service", "After").split()
-    assert unit_prop(app, "litestream.service", "BindsTo") == "counter.service"
+    assert unit_prop(app, "litestream.service", "BindsTo") == ""
+    assert "litestream-guard app-stopped counter.service" in unit_prop(
+        app, "counter.service", "ExecStopPost"
+    )
     # Ordered after Litestream, the app stops before it: the final sync holds
     # its last writes. It refuses to start unless Litestream runs.
     assert "systemctl is-active --quiet litestream.service" in unit_prop(
@@ -54,9 +62,10 @@ def test_app_and_litestream_are_tied_and_ordered(app):
 
 def test_stop_timeout_exceeds_the_final_sync_timeout(app):
     config = app.file("/etc/litestream.yml").content_string
-    assert "shutdown-sync-timeout: 30s" in config
-    # 2 s stop delay + 30 s sync timeout + margin.
-    assert unit_prop(app, "litestream.service", "TimeoutStopUSec") == "1min 2s"
+    assert "shutdown-sync-timeout: 10s" in config
+    # 10 s wait for the replica + 10 s final sync + margin.
+    assert unit_prop(app, "litestream.service", "TimeoutStopUSec") == "40s"
+    assert "litestream-guard stop" in unit_prop(app, "litestream.service", "ExecStop")
 
 
 @pytest.mark.parametrize("unit", UNITS)

@@ -1,0 +1,211 @@
+"""Guarantees under faults: the replica is never rolled back, a damaged or
+unreachable replica never yields an empty database, replication stays on and
+readiness says when it is not, and the app comes back after any exit but a
+stop. Each test replays a fault as an operator (or a VM platform) causes it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from conftest import (
+    StorePaused,
+    delete_replica_objects,
+    get,
+    healthy,
+    host_now,
+    journal,
+    main_pid,
+    replica_count,
+    run_site,
+    stop_app,
+    unavailable_seconds,
+    visit,
+    wait_until,
+)
+
+DATA = "/var/lib/counter"
+COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
+
+
+def _active(host, unit: str) -> str:
+    return host.run("systemctl is-active %s", unit).stdout.strip()
+
+
+def _roll_back(app) -> tuple[int, int]:
+    """What a VM snapshot revert does to the data directory: returns (count
+    of the old copy, last acknowledged count)."""
+    old = visit(app)
+    stop_app(app)
+    app.check_output("rm -rf %s && cp -a %s %s", COPY, DATA, COPY)
+    app.check_output("systemctl start counter.service")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy")
+    acked = [visit(app) for _ in range(20)][-1]
+    stop_app(app)
+    assert replica_count(app) == acked
+    app.check_output("rm -rf %s && cp -a %s %s && rm -rf %s", DATA, COPY, DATA, COPY)
+    since = host_now(app)
+    app.check_output("systemctl start --no-block counter.service")
+    wait_until(
+        lambda: "REFUSED" in journal(app, since, "litestream.service"),
+        timeout=60,
+        what="the guard refuses the rolled-back file",
+    )
+    message = journal(app, since, "litestream.service")
+    assert "is at TXID" in message and "Starting would roll the replica back" in message, message
+    assert get(app, "/")["status"] == 0, "nothing serves the old file"
+    assert replica_count(app) == acked, "the replica is not rolled back"
+    return old, acked
+
+
+def test_rolled_back_file_is_refused_and_restored_from_the_replica(app):
+    _, acked = _roll_back(app)
+    out = app.check_output("litestream-guard restore-from-replica")
+    aside = re.search(r"kept in (\S+)", out).group(1)
+    wait_until(lambda: healthy(app), timeout=60, what="healthy after the restore")
+    assert visit(app) == acked + 1, "no acknowledged visit is lost"
+    assert app.file(f"{aside}/counter.db").exists, "the local file is kept aside"
+
+
+def test_adopting_the_rolled_back_file_keeps_the_replicas_state_aside(app):
+    old, acked = _roll_back(app)
+    out = app.check_output("litestream-guard adopt-local")
+    saved = re.search(r"saved as (\S+\.db)", out).group(1)
+    wait_until(lambda: healthy(app), timeout=60, what="healthy after adopting")
+    count = visit(app)
+    assert count == old + 1, "the local file goes on"
+    kept = app.check_output(
+        "/opt/counter/venv/bin/python -c %s %s",
+        "import apsw, sys; print(apsw.Connection(sys.argv[1]).execute("
+        "'SELECT count FROM visits').fetchone()[0])",
+        saved,
+    )
+    assert int(kept) == acked, "every acknowledged visit is kept in the saved replica state"
+    wait_until(lambda: replica_count(app) == count, timeout=30, what="the replica goes on")
+
+
+def test_damaged_replica_fails_closed(app, storage, replica_kind):
+    visit(app)
+    stop_app(app)
+    deleted = delete_replica_objects(app, storage, replica_kind, "0000000000000001-")
+    assert deleted, "the snapshot files starting at TXID 1 were there"
+    app.check_output("rm -rf %s/counter.db %s/counter.db-* %s/.counter.db-litestream", *[DATA] * 3)
+    since = host_now(app)
+    app.check_output("systemctl start --no-block counter.service")
+    try:
+        wait_until(
+            lambda: (
+                journal(app, since, "litestream.service").count("not starting on an empty") >= 2
+            ),
+            timeout=90,
+            what="two refused restores",
+        )
+        said = journal(app, since, "litestream.service")
+        assert "no restorable backup" in said or "Restore failed" in said, said
+        assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
+        assert not app.file(f"{DATA}/counter.db").exists
+    finally:
+        # Repair as an operator who gives the damaged replica up would: an
+        # empty path is "no backup yet"; the host starts over.
+        app.check_output("systemctl stop counter.service litestream.service")
+        delete_replica_objects(app, storage, replica_kind, ".")
+        app.check_output("systemctl start counter.service")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
+    assert visit(app) == 1
+
+
+def test_the_app_comes_back_after_any_exit_but_a_stop(app, figures):
+    replicating = main_pid(app, "litestream.service")
+    for how, action in (
+        ("SIGTERM", "systemctl kill counter.service"),
+        ("SIGKILL", "systemctl kill -s KILL counter.service"),
+    ):
+        before = visit(app)
+        down = unavailable_seconds(app, action)
+        assert down <= 5, f"{how}: {down:.1f} s without an answer"
+        figures[f"app {how} from outside: s until serving"] = round(down, 1)
+        assert visit(app) == before + 1
+    assert main_pid(app, "litestream.service") == replicating, "Litestream was not touched"
+    stop_app(app)
+    assert _active(app, "counter.service") == "inactive", "a stop is for good"
+    app.check_output("systemctl start counter.service")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy")
+
+
+def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
+    app_pid = main_pid(app, "counter.service")
+    for how, action in (
+        ("stopped", "systemctl stop litestream.service"),
+        ("killed", "systemctl kill -s KILL litestream.service"),
+    ):
+        old = main_pid(app, "litestream.service")
+        app.check_output(action)
+        started = app.check_output("date +%s.%N")
+        new = wait_until(
+            lambda old=old: (
+                _active(app, "litestream.service") == "active"
+                and main_pid(app, "litestream.service") not in (0, old)
+                and main_pid(app, "litestream.service")
+            ),
+            timeout=10,
+            what=f"Litestream {how} by hand is back within 10 s",
+            interval=0.2,
+        )
+        back = float(app.check_output("date +%s.%N")) - float(started)
+        figures[f"Litestream {how}: s until running again"] = round(back, 1)
+        assert new
+    # No start limit to sit in: killed again and again, it still comes back.
+    for _ in range(6):
+        app.check_output("systemctl kill -s KILL litestream.service")
+        wait_until(
+            lambda: _active(app, "litestream.service") == "active",
+            timeout=10,
+            what="back",
+            interval=0.2,
+        )
+    assert main_pid(app, "counter.service") == app_pid, "the app was not restarted"
+    # Litestream kept from running: readiness goes red and says why; liveness
+    # stays green; the next deploy starts it again.
+    app.check_output("systemctl mask --runtime litestream.service")
+    try:
+        app.check_output("systemctl stop litestream.service")
+        answer = wait_until(
+            lambda: (a := get(app, "/healthz"))["status"] == 503 and a,
+            timeout=10,
+            what="readiness red",
+            interval=0.5,
+        )
+        assert answer["body"].startswith("replication down"), answer
+        assert get(app, "/livez")["status"] == 200
+    finally:
+        app.check_output("systemctl unmask --runtime litestream.service")
+    result = run_site({})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert _active(app, "litestream.service") == "active"
+    wait_until(lambda: healthy(app), timeout=30, what="ready again")
+
+
+def test_a_store_outage_is_not_an_app_outage(app, storage, figures):
+    visit(app)
+    with StorePaused(storage):
+        counts = [visit(app) for _ in range(3)]
+        down = unavailable_seconds(app, "systemctl restart counter.service")
+        figures["app restart with the store unreachable: s without an answer"] = round(down, 1)
+        assert down <= 5, f"{down:.1f} s"
+        counts.append(visit(app))
+        # Writes pile up unreplicated: readiness turns red and says so.
+        answer = wait_until(
+            lambda: visit(app) and (a := get(app, "/healthz"))["status"] == 503 and a,
+            timeout=40,
+            what="readiness red while writes are not replicated",
+        )
+        assert answer["body"].startswith("replication behind"), answer
+        last = visit(app)
+    back = wait_until(
+        lambda: replica_count(app) == last and True,
+        timeout=60,
+        what="every write in the replica within 60 s of the store's return",
+        interval=2,
+    )
+    assert back
+    wait_until(lambda: healthy(app), timeout=30, what="ready again")
