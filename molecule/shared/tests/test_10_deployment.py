@@ -53,9 +53,13 @@ def test_app_and_litestream_are_tied_and_ordered(app):
         app, "counter.service", "ExecStopPost"
     )
     # Ordered after Litestream, the app stops before it: the final sync holds
-    # its last writes. It refuses to start unless Litestream runs.
+    # its last writes. Its start is skipped unless Litestream runs, and
+    # Litestream starts it once it does.
     assert "systemctl is-active --quiet litestream.service" in unit_prop(
-        app, "counter.service", "ExecStartPre"
+        app, "counter.service", "ExecCondition"
+    )
+    assert "systemctl start --no-block counter.service" in unit_prop(
+        app, "litestream.service", "ExecStartPost"
     )
     assert "counter.service" in unit_prop(app, "litestream.service", "Before").split()
 
