@@ -206,8 +206,9 @@ def journal(host, since: str, *units: str) -> str:
 def stop_app(host) -> None:
     """`systemctl stop counter` as a user types it, then wait for Litestream.
 
-    The stop returns once the app has stopped; Litestream (bound to it) stops
-    after it: a short delay, then its final sync. Wait until it is done.
+    The stop returns once the app has stopped; Litestream (stopped by the
+    app's ExecStopPost) stops after it, once the replica holds the last write.
+    Wait until it is done.
     """
     host.check_output("systemctl stop counter.service")
     wait_until(

@@ -55,12 +55,10 @@ def test_app_and_litestream_are_tied_and_ordered(app):
     # Ordered after Litestream, the app stops before it: the final sync holds
     # its last writes. Its start is skipped unless Litestream runs, and
     # Litestream starts it once it does.
-    assert "systemctl is-active --quiet litestream.service" in unit_prop(
+    assert "systemctl show -p SubState --value litestream.service" in unit_prop(
         app, "counter.service", "ExecCondition"
     )
-    assert "systemctl start --no-block counter.service" in unit_prop(
-        app, "litestream.service", "ExecStartPost"
-    )
+    assert "litestream-guard started" in unit_prop(app, "litestream.service", "ExecStartPost")
     assert "counter.service" in unit_prop(app, "litestream.service", "Before").split()
 
 
