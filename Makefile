@@ -13,7 +13,7 @@ SUITES ?= bookworm trixie
 # What `make test` runs: each scenario once, both Debian releases covered
 # (scenario:suite). `make drills` runs the long fault drills on DRILL_MATRIX.
 TEST_MATRIX ?= default:bookworm s3:trixie
-DRILL_MATRIX ?= default:bookworm s3:bookworm
+DRILL_MATRIX ?= default:bookworm s3:trixie
 HOST ?= lab-app1
 REPLICA ?= sftp
 LAB := $(BIN)/ansible-playbook playbooks/lab.yml
@@ -64,12 +64,13 @@ demo: setup
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts roles/litestream/files/litestream-guard
-	$(BIN)/ruff format --check app molecule scripts roles/litestream/files/litestream-guard
+	$(BIN)/ruff check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff format --check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
 	scripts/check-argument-specs.py
 
 unit: venv
 	cd app && $(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
 
 # Each scenario:suite of TEST_MATRIX (MOLECULE_SUITE picks the image).
 molecule: setup
