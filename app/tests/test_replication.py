@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socketserver
 import threading
@@ -161,3 +162,26 @@ def test_socket_position_speaks_litestreams_control_socket(tmp_path):
         server.server_close()
     with pytest.raises(OSError):
         socket_position(path, "/db")
+
+
+def test_asks_for_an_upload_at_once_when_writes_wait(world):
+    clock, litestream, _ = world
+    pushes = []
+
+    def push():
+        pushes.append(clock.now)
+        return litestream()
+
+    monitor = ReplicationMonitor(litestream, max_lag=10, interval=1, clock=clock, push=push)
+    monitor.poll()
+    litestream.local = 2  # not confirmed by the replica
+    for _ in range(12):
+        monitor.poll()
+        monitor._maybe_push()
+        clock.now += 1
+    for thread in threading.enumerate():
+        if thread.name == "replication-push":
+            thread.join(timeout=5)
+    # Not before writes waited push_after (5 s), then at most every 5 s.
+    assert pushes and pushes[0] >= 1005
+    assert all(b - a >= 5 for a, b in itertools.pairwise(pushes))
