@@ -90,6 +90,8 @@ drills: setup
 	done
 	$(BIN)/python scripts/drill-report.py docs/drills.json docs/drills.md
 	@cat docs/drills.md
+	$(MAKE) demo
+	scripts/lab-stop-drill.sh
 
 test: lint unit molecule
 
