@@ -207,6 +207,15 @@ def test_unreachable_store_uses_this_hosts_record(world):
     assert "TXID 6" in str(refused(world)), "a file behind the last known position"
 
 
+def test_unreachable_store_without_trusting_the_record_waits(world):
+    world.db.write_text("db")
+    world.local(6)
+    world.flag("unreachable")
+    world.guard().write_record(6, "stopped")
+    world.settings["trust_record_when_unreachable"] = False
+    assert "not trusted" in str(refused(world))
+
+
 def test_a_record_of_another_replica_is_ignored(world):
     world.guard().write_record(1, "stopped")
     world.settings["replica_id"] = "s3://bucket/other"
