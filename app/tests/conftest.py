@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import io
-import sys
 import threading
 from collections.abc import Iterator
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 import waitress
+from webtest_call import call_app
 
 from counter_app import VisitStore, create_app
 
@@ -28,22 +26,7 @@ def store(db_path) -> Iterator[VisitStore]:
 def call(store):
     """Call the WSGI app in-process: call(method, path) -> (status, headers, body)."""
     app = create_app(store)
-
-    def _call(method: str, path: str) -> tuple[int, dict[str, str], str]:
-        environ: dict = {"REQUEST_METHOD": method, "PATH_INFO": path}
-        setup_testing_defaults(environ)
-        environ["wsgi.input"] = io.BytesIO(b"")
-        environ["wsgi.errors"] = sys.stderr
-        captured: dict = {}
-
-        def start_response(status, headers, exc_info=None):
-            captured["status"] = int(status.split()[0])
-            captured["headers"] = dict(headers)
-
-        body = b"".join(app(environ, start_response)).decode()
-        return captured["status"], captured["headers"], body
-
-    return _call
+    return lambda method, path: call_app(app, method, path)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Call a WSGI app in-process: (status, body)."""
+"""Call a WSGI app in-process: (status, headers, body)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from wsgiref.util import setup_testing_defaults
 
 
-def call_app(app, path: str, method: str = "GET") -> tuple[int, str]:
+def call_app(app, method: str, path: str) -> tuple[int, dict[str, str], str]:
     environ: dict = {"REQUEST_METHOD": method, "PATH_INFO": path}
     setup_testing_defaults(environ)
     environ["wsgi.input"] = io.BytesIO(b"")
@@ -16,6 +16,7 @@ def call_app(app, path: str, method: str = "GET") -> tuple[int, str]:
 
     def start_response(status, headers, exc_info=None):
         captured["status"] = int(status.split()[0])
+        captured["headers"] = dict(headers)
 
     body = b"".join(app(environ, start_response)).decode()
-    return captured["status"], body
+    return captured["status"], captured["headers"], body
