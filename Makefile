@@ -67,6 +67,7 @@ lint: venv
 	$(BIN)/ruff check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
 	$(BIN)/ruff format --check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
 	scripts/check-argument-specs.py
+	scripts/role-docs.py --check
 
 unit: venv
 	cd app && $(BIN)/pytest -q

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Render each role's variables from meta/argument_specs.yml into README.md.
+
+Reads the `main` entry point of every roles/*/meta/argument_specs.yml and
+renders one Markdown table per role (Variable | Default | Description).
+Options of a `dict` (or a `list` of dicts) with `options:` get their own rows,
+named `parent.child` (`parent[].child` for list elements). Options with
+`no_log: true` are marked secret.
+
+    scripts/role-docs.py            print the tables
+    scripts/role-docs.py --write    put them into README.md between the markers
+    scripts/role-docs.py --check    exit 1 when README.md's tables differ (make lint)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = "<!-- role-variables:begin -->"
+END = "<!-- role-variables:end -->"
+NOTE = (
+    "<!-- Generated from roles/*/meta/argument_specs.yml by scripts/role-docs.py --write;"
+    " edit the specs, not this block. -->"
+)
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+# Ansible's documentation markup: C(code), V(value), O(option), I(italic), B(bold), ...
+MARKUP = re.compile(r"\b(C|V|O|E|M|RV|I|B|U)\(([^)]*)\)|\bL\(([^,)]*),\s*([^)]*)\)")
+
+
+def code(text: str, cell: bool = True) -> str:
+    """Inline code, with a longer fence when the text holds backticks (`|` escaped in a cell)."""
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    return span.replace("|", r"\|") if cell else span
+
+
+def markup(match: re.Match[str]) -> str:
+    kind, value = match.group(1), match.group(2)
+    if kind is None:
+        return f"[{match.group(3)}]({match.group(4)})"
+    if kind == "I":
+        return f"*{value}*"
+    if kind == "B":
+        return f"**{value}**"
+    if kind == "U":
+        return value
+    return code(value, cell=False)
+
+
+def prose(text: str) -> str:
+    """Description text for a table cell: one line, `<` and `|` escaped outside code."""
+    text = MARKUP.sub(markup, " ".join(text.split()).replace("HORIZONTALLINE", ""))
+    out, pos = [], 0
+    for match in CODE_SPAN.finditer(text):
+        out.append(text[pos : match.start()].replace("<", r"\<"))
+        out.append(match.group(0))
+        pos = match.end()
+    out.append(text[pos:].replace("<", r"\<"))
+    return "".join(out).replace("|", r"\|")
+
+
+def value_code(value: Any) -> str:
+    """A default or a choice as inline code: YAML's true/false, compact JSON for dicts and lists."""
+    if isinstance(value, bool):
+        return code("true" if value else "false")
+    if isinstance(value, dict | list):
+        return code(json.dumps(value, separators=(", ", ": ")))
+    if value == "":
+        return code('""')
+    return code(str(value))
+
+
+def default_cell(option: dict[str, Any]) -> str:
+    if "default" not in option or option["default"] is None:
+        return "*required*" if option.get("required") else ""
+    return value_code(option["default"])
+
+
+def description_cell(option: dict[str, Any]) -> str:
+    description = option.get("description", "")
+    if isinstance(description, list):
+        description = " ".join(str(line) for line in description)
+    text = prose(str(description))
+    if text and text[-1] not in ".!?:":
+        text += "."
+    if option.get("choices"):
+        choices = ", ".join(value_code(choice) for choice in option["choices"])
+        text += f" One of {choices}."
+    if option.get("no_log"):
+        text = "**Secret** (`no_log`). " + text
+    return text.strip()
+
+
+def rows(options: dict[str, Any], prefix: str = "") -> list[str]:
+    lines = []
+    for name, option in options.items():
+        option = option or {}
+        full = f"{prefix}{name}"
+        lines.append(f"| {code(full)} | {default_cell(option)} | {description_cell(option)} |")
+        if option.get("options"):
+            child = f"{full}[]." if option.get("type") == "list" else f"{full}."
+            lines += rows(option["options"], child)
+    return lines
+
+
+def role_table(spec_file: Path) -> str:
+    role = spec_file.parent.parent.name
+    specs = yaml.safe_load(spec_file.read_text()) or {}
+    main = (specs.get("argument_specs") or {}).get("main") or {}
+    lines = [f"### `{role}`", ""]
+    if main.get("short_description"):
+        lines += [prose(str(main["short_description"])) + ".", ""]
+    lines += ["| Variable | Default | Description |", "|---|---|---|"]
+    lines += rows(main.get("options") or {})
+    return "\n".join(lines)
+
+
+def render(roles_dir: Path) -> str:
+    tables = [role_table(f) for f in sorted(roles_dir.glob("*/meta/argument_specs.yml"))]
+    return "\n\n".join([NOTE, *tables]) + "\n"
+
+
+def split(readme: str) -> tuple[str, str, str]:
+    """README as (before and BEGIN line, generated block, END line and after)."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
+        raise ValueError(f"must hold exactly one {BEGIN} and one {END} line")
+    head, rest = readme.split(BEGIN + "\n", 1)
+    block, tail = rest.split(END, 1)
+    return head + BEGIN + "\n", block, END + tail
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update README.md in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 when README.md is stale")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--roles", type=Path, default=ROOT / "roles")
+    args = parser.parse_args()
+
+    tables = render(args.roles)
+    if not (args.write or args.check):
+        sys.stdout.write(tables)
+        return 0
+    readme = args.readme.read_text()
+    try:
+        head, block, tail = split(readme)
+    except ValueError as error:
+        print(f"{args.readme}: {error}", file=sys.stderr)
+        return 1
+    block = block.strip("\n") + "\n" if block.strip() else ""
+    if block == tables:
+        print(f"role variables: {args.readme.name} matches the argument specs")
+        return 0
+    if args.write:
+        args.readme.write_text(head + "\n" + tables + "\n" + tail)
+        print(f"role variables: {args.readme.name} updated from the argument specs")
+        return 0
+    diff = difflib.unified_diff(
+        block.splitlines(keepends=True),
+        tables.splitlines(keepends=True),
+        f"{args.readme.name} (role variables)",
+        "roles/*/meta/argument_specs.yml",
+    )
+    sys.stderr.writelines(diff)
+    print(
+        f"role variables: the tables in {args.readme.name} differ from"
+        " roles/*/meta/argument_specs.yml; run scripts/role-docs.py --write",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
