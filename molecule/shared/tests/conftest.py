@@ -2,7 +2,14 @@
 
 Hosts come from Molecule's inventory by group (counter_app, sftp_storage) and
 are reached with `docker exec` (testinfra's docker backend), which is fast
-enough to run the lifecycle drills.
+enough to run the lifecycle drills. Paths, ports, versions and the replica
+type are read through Ansible (settings.yml: the roles' defaults and the
+inventory), never restated here.
+
+Which tests a scenario runs is declared, not discovered: tests that need one
+replica type or two app hosts carry a marker (sftp, s3, fleet, install,
+drill) and each scenario's molecule.yml selects markers (pytest -m); a test
+that skips fails the run, since it would never run anywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +27,64 @@ from typing import Any
 
 import pytest
 import testinfra
+import yaml
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-DB = "/var/lib/counter/counter.db"
-CONFIG = "/etc/litestream.yml"
-VENV_PY = "/opt/counter/venv/bin/python"
+# Playbook runs from the tests, against Molecule's inventory.
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+
+
+def _ansible_env() -> dict[str, str]:
+    return dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(PROJECT / "roles"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
+
+
+def _ansible_playbook() -> str:
+    return str(Path(sys.executable).with_name("ansible-playbook"))
+
+
+def _read_settings() -> dict[str, Any]:
+    """The deployment's settings as Ansible sees them (settings.yml)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch) / "settings.json"
+        result = subprocess.run(
+            [
+                _ansible_playbook(),
+                "-i",
+                os.environ["MOLECULE_INVENTORY_FILE"],
+                str(Path(__file__).with_name("settings.yml")),
+                "-e",
+                json.dumps({"settings_file": str(target)}),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_ansible_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            said = result.stdout[-3000:] + result.stderr[-2000:]
+            raise RuntimeError(f"settings.yml failed:\n{said}")
+        return json.loads(target.read_text())
+
+
+SETTINGS = _read_settings()
+DB = SETTINGS["counter_db_path"]
+DATA = str(Path(DB).parent)
+CONFIG = SETTINGS["litestream_config_path"]
+LITESTREAM = SETTINGS["litestream_binary_path"]
+VENV_PY = SETTINGS["counter_venv_python"]
+PORT = int(SETTINGS["counter_port"])
+USER = SETTINGS["counter_user"]
+ENV_FILE = SETTINGS["litestream_env_file"]
+STORE = SETTINGS["store"]
+APP_UNIT = SETTINGS["counter_unit"]
+LITESTREAM_UNIT = SETTINGS["litestream_published"]["unit"]
+GUARD = SETTINGS["litestream_published"]["guard"]
 
 _VISIT = r"""
 import json, sys, urllib.request, urllib.error
@@ -42,7 +103,7 @@ import json, sys, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 n = int(sys.argv[1])
 def get(_):
-    with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=60) as r:
+    with urllib.request.urlopen(sys.argv[2], timeout=60) as r:
         return r.read().decode()
 with ThreadPoolExecutor(max_workers=n) as pool:
     print(json.dumps(list(pool.map(get, range(n)))))
@@ -54,8 +115,8 @@ with ThreadPoolExecutor(max_workers=n) as pool:
 _REPLICA_COUNT = r"""
 set -e
 out=$(mktemp -u /var/tmp/replica-check.XXXXXX.db)
-set -a; [ ! -r /etc/litestream/litestream.env ] || . /etc/litestream/litestream.env; set +a
-runuser -u counter -- /usr/local/bin/litestream restore \
+set -a; [ ! -r {env_file} ] || . {env_file}; set +a
+runuser -u {user} -- {litestream} restore \
     -config {config} -o "$out" {db} >&2
 {py} -c 'import apsw, sys
 print(apsw.Connection(sys.argv[1]).execute("SELECT count FROM visits").fetchone()[0])' "$out"
@@ -83,10 +144,9 @@ def app(apps) -> testinfra.host.Host:
 
 
 @pytest.fixture(scope="session")
-def replica_kind(app) -> str:
+def replica_kind() -> str:
     """The replica type the scenario deploys: sftp or s3."""
-    config = app.file(CONFIG).content_string
-    return re.search(r"^\s+type: (\w+)$", config, re.M).group(1)
+    return SETTINGS["replica_type"]
 
 
 @pytest.fixture(scope="session")
@@ -100,29 +160,17 @@ def store_service(replica_kind) -> str:
     return {"sftp": "ssh.service", "s3": "seaweedfs.service"}[replica_kind]
 
 
-@pytest.fixture
-def sftp_only(replica_kind) -> None:
-    if replica_kind != "sftp":
-        pytest.skip("SFTP replica only")
-
-
-@pytest.fixture
-def s3_only(replica_kind) -> None:
-    if replica_kind != "s3":
-        pytest.skip("S3 replica only")
-
-
 def replica_objects(app, storage, replica_kind) -> list[str]:
     """What the store holds for this app host: files on the SFTP server, or
     objects listed through the S3 API."""
     name = app_name(app)
     if replica_kind == "sftp":
-        path = f"/srv/sftp/litestream/upload/{name}"
-        found = storage.check_output("find %s -type f -name '*.ltx'", path).split()
-        return [f[len("/srv/sftp/litestream/upload/") :] for f in found]
-    endpoint = f"http://{app_name(storage)}:8333"
+        upload = sftp_upload_path()
+        found = storage.check_output("find %s -type f -name '*.ltx'", f"{upload}/{name}").split()
+        return [f[len(upload) + 1 :] for f in found]
+    bucket = (STORE["s3_endpoint"], STORE["s3_bucket"])
     return app.check_output(
-        "python3 -c %s %s %s %s", _S3_LIST, endpoint, "litestream", f"{name}/"
+        "python3 -c %s %s %s %s %s", _S3_LIST, ENV_FILE, *bucket, f"{name}/"
     ).split()
 
 
@@ -131,17 +179,27 @@ def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str
     (damage the replica as a faulty store or a careless hand would)."""
     name = app_name(app)
     if replica_kind == "sftp":
-        path = f"/srv/sftp/litestream/upload/{name}"
+        path = f"{sftp_upload_path()}/{name}"
         found = storage.check_output(
             "find %s -type f -regextype posix-extended -regex %s -print -delete",
             path,
             f".*{pattern}.*",
         ).split()
         return found
-    endpoint = f"http://{app_name(storage)}:8333"
     return app.check_output(
-        "python3 -c %s %s %s %s %s", _S3_LIST, endpoint, "litestream", f"{name}/", pattern
+        "python3 -c %s %s %s %s %s %s",
+        _S3_LIST,
+        ENV_FILE,
+        STORE["s3_endpoint"],
+        STORE["s3_bucket"],
+        f"{name}/",
+        pattern,
     ).split()
+
+
+def sftp_upload_path() -> str:
+    """Where the SFTP store keeps the replicas, on the storage host."""
+    return f"{STORE['sftp_chroot']}/{STORE['sftp_upload_dir']}"
 
 
 def app_name(host: testinfra.host.Host) -> str:
@@ -149,7 +207,7 @@ def app_name(host: testinfra.host.Host) -> str:
 
 
 def get(host, path: str = "/") -> dict[str, Any]:
-    out = host.check_output("python3 -c %s %s", _VISIT, f"http://127.0.0.1:8080{path}")
+    out = host.check_output("python3 -c %s %s", _VISIT, f"http://127.0.0.1:{PORT}{path}")
     return json.loads(out)
 
 
@@ -163,12 +221,15 @@ def visit(host) -> int:
 
 
 def concurrent_visits(host, n: int) -> list[int]:
-    bodies = json.loads(host.check_output("python3 -c %s %s", _CONCURRENT, str(n)))
+    url = f"http://127.0.0.1:{PORT}/"
+    bodies = json.loads(host.check_output("python3 -c %s %s %s", _CONCURRENT, str(n), url))
     return sorted(int(body.split()[5]) for body in bodies)
 
 
 def replica_count(host) -> int:
-    script = _REPLICA_COUNT.format(config=CONFIG, db=DB, py=VENV_PY)
+    script = _REPLICA_COUNT.format(
+        config=CONFIG, db=DB, py=VENV_PY, env_file=ENV_FILE, user=USER, litestream=LITESTREAM
+    )
     return int(host.check_output("bash -c %s", script))
 
 
@@ -210,16 +271,36 @@ def stop_app(host) -> None:
     app's ExecStopPost) stops after it, once the replica holds the last write.
     Wait until it is done.
     """
-    host.check_output("systemctl stop counter.service")
+    host.check_output(f"systemctl stop {APP_UNIT}")
     wait_until(
         lambda: (
-            host.run("systemctl is-active litestream.service").stdout.strip()
+            host.run(f"systemctl is-active {LITESTREAM_UNIT}").stdout.strip()
             in ("inactive", "failed")
         ),
         timeout=70,
-        what="litestream.service stopped after the app",
+        what=f"{LITESTREAM_UNIT} stopped after the app",
         interval=0.5,
     )
+
+
+def deployed_replica(host) -> dict[str, Any]:
+    """The host's replica as a user would give it in litestream_replica: the
+    deployed configuration's, with the secrets from the environment file."""
+    (database,) = yaml.safe_load(host.file(CONFIG).content_string)["dbs"]
+    replica = dict(database["replica"])
+    if host.file(ENV_FILE).exists:
+        env = dict(re.findall(r"^(\w+)='(.*)'$", host.file(ENV_FILE).content_string, re.M))
+        for key, value in replica.items():
+            if isinstance(value, str) and value.startswith("${"):
+                replica[key] = env[value[2:-1]]
+    return replica
+
+
+def remove_database(host) -> None:
+    """The database, its WAL and Litestream's state beside it: gone, as on a
+    new disk."""
+    db = Path(DB)
+    host.check_output("rm -rf %s %s-* %s", DB, DB, f"{db.parent}/.{db.name}-litestream")
 
 
 def healthy(host) -> bool:
@@ -234,21 +315,11 @@ def journal_on_failure(app):
     print(app.run("journalctl --no-pager -n 60 -u litestream -u counter").stdout)
 
 
-# Playbook runs from the tests, against Molecule's inventory.
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-
-
 def run_site(extra_vars: dict, limit: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(PROJECT / "roles"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-    )
+    env = dict(_ansible_env(), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return subprocess.run(
         [
-            str(Path(sys.executable).with_name("ansible-playbook")),
+            _ansible_playbook(),
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
             str(PROJECT / "site.yml"),
@@ -337,7 +408,7 @@ class Load:
     ) -> None:
         self.host = source or host
         self.out = f"/var/tmp/load-{time.monotonic_ns()}.json"  # noqa: S108 - on a test host
-        url = f"http://{app_name(host)}:8080/" if source else "http://127.0.0.1:8080/"
+        url = f"http://{app_name(host) if source else '127.0.0.1'}:{PORT}/"
         self.args = (str(rate), str(threads), str(seconds), self.out, url)
 
     def __enter__(self) -> Load:
@@ -386,3 +457,43 @@ def figures(request):
 
 def long_drills() -> bool:
     return os.environ.get("COUNTER_DRILLS") == "long"
+
+
+# Which tests run where is declared: these markers, selected per scenario by
+# `-m` in its molecule.yml (verifier options); `drill` only by `make drills`.
+MARKERS = {
+    "sftp": "needs the SFTP replica (scenario default)",
+    "s3": "needs the S3 replica (scenario s3)",
+    "fleet": "needs two app hosts (scenario s3)",
+    "install": "Litestream install and upgrade drills, once per Debian release (scenario default)",
+    "drill": "long fault drill under load, with figures (make drills)",
+}
+
+
+def pytest_configure(config) -> None:
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if long_drills():
+        return
+    drills = [item for item in items if item.get_closest_marker("drill")]
+    if drills:
+        config.hook.pytest_deselected(items=drills)
+        items[:] = [item for item in items if not item.get_closest_marker("drill")]
+
+
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A skipped test is a test that may run nowhere: fail the run."""
+    if _SKIPPED and exitstatus == 0:
+        print(f"\nskipped tests (select them by marker instead): {_SKIPPED}", file=sys.stderr)
+        session.exitstatus = 1

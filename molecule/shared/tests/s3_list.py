@@ -1,8 +1,8 @@
 """List (and optionally delete) the keys under a prefix of an S3 bucket
 (ListObjectsV2, DeleteObject; SigV4).
 
-Run on an app host by the tests: python3 -c "$(cat s3_list.py)" ENDPOINT
-BUCKET PREFIX [DELETE_REGEX]. Prints the keys found; with DELETE_REGEX,
+Run on an app host by the tests: python3 -c "$(cat s3_list.py)" ENV_FILE
+ENDPOINT BUCKET PREFIX [DELETE_REGEX]. Prints the keys found; with DELETE_REGEX,
 deletes those whose key matches it (and prints them). Signs with the host's
 own Litestream credentials, read from its 0600 environment file; standard
 library only.
@@ -16,9 +16,9 @@ import sys
 import urllib.parse
 import urllib.request
 
-endpoint, bucket, prefix = sys.argv[1:4]
-delete = re.compile(sys.argv[4]) if len(sys.argv) > 4 else None
-with open("/etc/litestream/litestream.env") as env_file:
+env_path, endpoint, bucket, prefix = sys.argv[1:5]
+delete = re.compile(sys.argv[5]) if len(sys.argv) > 5 else None
+with open(env_path) as env_file:
     env = dict(re.findall(r"^(\w+)='(.*)'$", env_file.read(), re.M))
 key, secret = env["LITESTREAM_ACCESS_KEY_ID"], env["LITESTREAM_SECRET_ACCESS_KEY"]
 region = "us-east-1"

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from conftest import main_pid, unit_prop
+from conftest import (
+    APP_UNIT,
+    CONFIG,
+    DATA,
+    DB,
+    ENV_FILE,
+    GUARD,
+    LITESTREAM,
+    LITESTREAM_UNIT,
+    SETTINGS,
+    STORE,
+    USER,
+    main_pid,
+    unit_prop,
+)
 
-UNITS = ("litestream.service", "counter.service")
+UNITS = (LITESTREAM_UNIT, APP_UNIT)
+UNIT_FILES = [f"/etc/systemd/system/{unit}" for unit in UNITS]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -20,54 +36,58 @@ def test_units_are_active_and_enabled(app, unit):
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_units_run_as_the_service_account(app, unit):
-    assert unit_prop(app, unit, "User") == "counter"
+    assert unit_prop(app, unit, "User") == USER
     pid = main_pid(app, unit)
-    assert app.check_output("ps -o user= -p %s", str(pid)) == "counter"
+    assert app.check_output("ps -o user= -p %s", str(pid)) == USER
 
 
 @pytest.mark.parametrize(
-    ("unit", "restart_sec"), [("litestream.service", "2s"), ("counter.service", "1s")]
+    ("unit", "restart_sec"),
+    [(LITESTREAM_UNIT, f"{SETTINGS['litestream_restart_sec']}s"), (APP_UNIT, "1s")],
 )
 def test_units_restart_always_with_no_start_limit(app, unit, restart_sec):
-    # A start limit would leave a unit failed for good after a burst of exits.
+    # A start limit would leave a unit failed for good after a burst of exits
+    # (systemd's default is 5 starts in 10 s).
     assert unit_prop(app, unit, "Restart") == "always"
     assert unit_prop(app, unit, "RestartUSec") == restart_sec
     assert unit_prop(app, unit, "StartLimitIntervalUSec") == "0"
 
 
 def test_restore_runs_before_replication(app):
-    pre = unit_prop(app, "litestream.service", "ExecStartPre")
-    assert "/usr/local/libexec/litestream-guard start" in pre
-    start = unit_prop(app, "litestream.service", "ExecStart")
-    assert "litestream replicate -config /etc/litestream.yml" in start
+    pre = unit_prop(app, LITESTREAM_UNIT, "ExecStartPre")
+    assert f"{GUARD} start" in pre
+    start = unit_prop(app, LITESTREAM_UNIT, "ExecStart")
+    assert f"{LITESTREAM} replicate -config {CONFIG}" in start
 
 
 def test_app_and_litestream_are_tied_and_ordered(app):
     # Starting the app starts Litestream first and keeps it running (Upholds);
     # a stop of the app stops Litestream after it (ExecStopPost).
-    assert "litestream.service" in unit_prop(app, "counter.service", "Wants").split()
-    assert "litestream.service" in unit_prop(app, "counter.service", "Upholds").split()
-    assert "litestream.service" in unit_prop(app, "counter.service", "After").split()
-    assert unit_prop(app, "litestream.service", "BindsTo") == ""
-    assert "litestream-guard app-stopped counter.service" in unit_prop(
-        app, "counter.service", "ExecStopPost"
-    )
+    assert LITESTREAM_UNIT in unit_prop(app, APP_UNIT, "Wants").split()
+    assert LITESTREAM_UNIT in unit_prop(app, APP_UNIT, "Upholds").split()
+    assert LITESTREAM_UNIT in unit_prop(app, APP_UNIT, "After").split()
+    assert unit_prop(app, LITESTREAM_UNIT, "BindsTo") == ""
+    assert f"{GUARD} app-stopped {APP_UNIT}" in unit_prop(app, APP_UNIT, "ExecStopPost")
     # Ordered after Litestream, the app stops before it: the final sync holds
     # its last writes. Its start is skipped unless Litestream runs, and
     # Litestream starts it once it does.
-    assert "systemctl show -p SubState --value litestream.service" in unit_prop(
-        app, "counter.service", "ExecCondition"
+    assert f"systemctl show -p SubState --value {LITESTREAM_UNIT}" in unit_prop(
+        app, APP_UNIT, "ExecCondition"
     )
-    assert "litestream-guard started" in unit_prop(app, "litestream.service", "ExecStartPost")
-    assert "counter.service" in unit_prop(app, "litestream.service", "Before").split()
+    assert f"{GUARD} started" in unit_prop(app, LITESTREAM_UNIT, "ExecStartPost")
+    assert APP_UNIT in unit_prop(app, LITESTREAM_UNIT, "Before").split()
 
 
 def test_stop_timeout_exceeds_the_final_sync_timeout(app):
-    config = app.file("/etc/litestream.yml").content_string
-    assert "shutdown-sync-timeout: 10s" in config
-    # 10 s wait for the replica + 10 s final sync + margin.
-    assert unit_prop(app, "litestream.service", "TimeoutStopUSec") == "40s"
-    assert "litestream-guard stop" in unit_prop(app, "litestream.service", "ExecStop")
+    final_sync = int(SETTINGS["litestream_shutdown_sync_timeout"])
+    wait = int(SETTINGS["litestream_stop_sync_timeout"])
+    config = app.file(CONFIG).content_string
+    assert f"shutdown-sync-timeout: {final_sync}s" in config
+    timeout = unit_prop(app, LITESTREAM_UNIT, "TimeoutStopUSec")
+    minutes, seconds = re.fullmatch(r"(?:(\d+)min ?)?(?:(\d+)s)?", timeout).groups()
+    # The wait for the replica, then the final sync, and a margin.
+    assert int(minutes or 0) * 60 + int(seconds or 0) > wait + final_sync, timeout
+    assert f"{GUARD} stop" in unit_prop(app, LITESTREAM_UNIT, "ExecStop")
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -84,20 +104,19 @@ def test_units_are_hardened(app, unit):
     }
     for prop, value in expected.items():
         assert unit_prop(app, unit, prop) == value, prop
-    assert unit_prop(app, unit, "ReadWritePaths") == "/var/lib/counter"
+    assert unit_prop(app, unit, "ReadWritePaths") == DATA
 
 
 @pytest.mark.parametrize(
     ("path", "owner", "group", "mode"),
     [
-        ("/usr/local/bin/litestream", "root", "root", 0o755),
-        ("/etc/litestream.yml", "root", "counter", 0o640),
-        ("/etc/litestream", "root", "counter", 0o750),
-        ("/etc/counter/counter.env", "root", "counter", 0o640),
-        ("/var/lib/counter", "counter", "counter", 0o750),
-        ("/var/lib/counter/counter.db", "counter", "counter", None),
-        ("/etc/systemd/system/litestream.service", "root", "root", 0o644),
-        ("/etc/systemd/system/counter.service", "root", "root", 0o644),
+        (LITESTREAM, "root", "root", 0o755),
+        (CONFIG, "root", USER, 0o640),
+        (SETTINGS["litestream_config_dir"], "root", USER, 0o750),
+        (SETTINGS["counter_env_file"], "root", USER, 0o640),
+        (DATA, USER, USER, 0o750),
+        (DB, USER, USER, None),
+        *[(path, "root", "root", 0o644) for path in UNIT_FILES],
     ],
 )
 def test_files_owners_and_modes(app, path, owner, group, mode):
@@ -108,69 +127,78 @@ def test_files_owners_and_modes(app, path, owner, group, mode):
         assert f.mode == mode, f"{path}: {oct(f.mode)}"
 
 
-def test_replica_secrets_are_readable_only_by_their_owner(app, replica_kind):
-    if replica_kind == "sftp":
-        key = app.file("/etc/litestream/sftp_ed25519")
-        assert (key.user, key.group, key.mode) == ("counter", "counter", 0o600)
-    else:
-        env = app.file("/etc/litestream/litestream.env")
-        assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+@pytest.mark.sftp
+def test_the_sftp_key_is_readable_only_by_the_account(app):
+    key = app.file(SETTINGS["litestream_sftp_key_path"])
+    assert (key.user, key.group, key.mode) == (USER, USER, 0o600)
 
 
-def test_s3_secret_is_nowhere_but_its_file(app, s3_only):
-    env = app.file("/etc/litestream/litestream.env").content_string
+@pytest.mark.s3
+def test_the_s3_keys_are_readable_only_by_root(app):
+    env = app.file(ENV_FILE)
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+
+
+@pytest.mark.s3
+def test_s3_secret_is_nowhere_but_its_file(app):
+    env = app.file(ENV_FILE).content_string
     secret = re.search(r"^LITESTREAM_SECRET_ACCESS_KEY='(.+)'$", env, re.M).group(1)
     places = {
-        "config": app.file("/etc/litestream.yml").content_string,
-        "unit": app.file("/etc/systemd/system/litestream.service").content_string,
+        "config": app.file(CONFIG).content_string,
+        "unit": app.file(UNIT_FILES[0]).content_string,
         "process list": app.check_output("ps -eo args"),
         "journal": app.check_output("journalctl --no-pager -o cat"),
-        "unit properties": app.check_output("systemctl show litestream.service"),
+        "unit properties": app.check_output("systemctl show %s", LITESTREAM_UNIT),
     }
     for place, text in places.items():
         assert secret not in text, f"the S3 secret appears in the {place}"
 
 
 def test_litestream_is_the_pinned_version(app):
-    assert app.check_output("/usr/local/bin/litestream version") == "0.5.17"
+    assert app.check_output("%s version", LITESTREAM) == SETTINGS["litestream_version"]
 
 
 def test_templates_carry_the_managed_header(app):
-    for path in (
-        "/etc/litestream.yml",
-        "/etc/systemd/system/litestream.service",
-        "/etc/counter/counter.env",
-    ):
+    for path in (CONFIG, *UNIT_FILES, SETTINGS["counter_env_file"]):
         assert "Ansible managed" in app.file(path).content_string, path
 
 
-def test_the_storage_host_key_is_pinned(app, storage, sftp_only):
+@pytest.mark.sftp
+def test_the_storage_host_key_is_pinned(app, storage):
     key = storage.file("/etc/ssh/ssh_host_ecdsa_key.pub").content_string.split()[:2]
-    config = app.file("/etc/litestream.yml").content_string
+    config = app.file(CONFIG).content_string
     assert f"host-key: {key[0]} {key[1]}" in config
     # Litestream warns "sftp host key not verified" when it accepts any key.
-    assert "host key not verified" not in app.check_output("journalctl --no-pager -u litestream")
+    journal = app.check_output("journalctl --no-pager -u %s", LITESTREAM_UNIT)
+    assert "host key not verified" not in journal
 
 
-def test_sftp_account_is_key_only_chrooted_sftp(storage, sftp_only):
-    effective = storage.check_output("sshd -T -C user=litestream,host=client,addr=192.0.2.1")
+@pytest.mark.sftp
+def test_sftp_account_is_key_only_chrooted_sftp(storage, apps):
+    user, chroot = STORE["sftp_user"], STORE["sftp_chroot"]
+    effective = storage.check_output("sshd -T -C user=%s,host=client,addr=192.0.2.1", user)
     settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
     assert settings["forcecommand"] == "internal-sftp"
-    assert settings["chrootdirectory"] == "/srv/sftp/litestream"
+    assert settings["chrootdirectory"] == chroot
     assert settings["passwordauthentication"] == "no"
     assert settings["authenticationmethods"] == "publickey"
-    assert settings["authorizedkeysfile"] == "/etc/ssh/authorized_keys/%u"
+    assert settings["authorizedkeysfile"] == str(Path(STORE["sftp_authorized_keys"]).parent / "%u")
     assert settings["allowtcpforwarding"] == "no"
-    chroot = storage.file("/srv/sftp/litestream")
-    assert (chroot.user, chroot.mode) == ("root", 0o755)
-    upload = storage.file("/srv/sftp/litestream/upload")
-    assert (upload.user, upload.mode) == ("litestream", 0o700)
-    keys = storage.file("/etc/ssh/authorized_keys/litestream")
+    root = storage.file(chroot)
+    assert (root.user, root.mode) == ("root", 0o755)
+    upload = storage.file(f"{chroot}/{STORE['sftp_upload_dir']}")
+    assert (upload.user, upload.mode) == (user, 0o700)
+    keys = storage.file(STORE["sftp_authorized_keys"])
     assert (keys.user, keys.mode) == ("root", 0o644)
-    assert "litestream@" in keys.content_string
+    # One restricted key per app host, each its own.
+    lines = [line for line in keys.content_string.splitlines() if line.strip()]
+    for app in apps:
+        (line,) = [x for x in lines if x.endswith(f" {user}@{app.backend.name}")]
+        assert line.startswith("restrict "), line
 
 
-def test_s3_store_is_hardened_and_needs_credentials(storage, s3_only):
+@pytest.mark.s3
+def test_s3_store_is_hardened_and_needs_credentials(storage):
     service = storage.service("seaweedfs.service")
     assert service.is_running and service.is_enabled
     assert unit_prop(storage, "seaweedfs.service", "User") == "seaweedfs"
@@ -185,10 +213,14 @@ def test_s3_store_is_hardened_and_needs_credentials(storage, s3_only):
     assert not re.search(r"(0\.0\.0\.0|\*|\[::\]):\d+", listening), listening
     # Anonymous requests are refused.
     anonymous = storage.run(
-        "python3 -c %s",
-        "import urllib.request, urllib.error, socket\n"
+        "python3 -c %s %s %s",
+        "import sys, urllib.request, urllib.error, socket\n"
         "ip = socket.gethostbyname(socket.gethostname())\n"
-        "try:\n    urllib.request.urlopen(f'http://{ip}:8333/litestream?list-type=2', timeout=10)\n"
+        "url = f'http://{ip}:{sys.argv[1]}/{sys.argv[2]}?list-type=2'\n"
+        "try:\n"
+        "    urllib.request.urlopen(url, timeout=10)\n"
         "except urllib.error.HTTPError as e:\n    print(e.code)\n",
+        str(STORE["s3_port"]),
+        STORE["s3_bucket"],
     )
     assert anonymous.stdout.strip() in ("401", "403"), anonymous.stdout + anonymous.stderr

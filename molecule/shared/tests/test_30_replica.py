@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from conftest import app_name, replica_count, replica_objects, visit, wait_until
+import pytest
+
+from conftest import (
+    STORE,
+    app_name,
+    replica_count,
+    replica_objects,
+    sftp_upload_path,
+    visit,
+    wait_until,
+)
 
 
 def test_replica_holds_litestream_files(app, storage, replica_kind):
@@ -16,11 +26,12 @@ def test_replica_holds_litestream_files(app, storage, replica_kind):
     assert all(o.startswith(app_name(app) + "/") for o in objects), objects
 
 
-def test_sftp_replica_files_belong_to_the_sftp_account(app, storage, sftp_only):
-    path = f"/srv/sftp/litestream/upload/{app_name(app)}"
+@pytest.mark.sftp
+def test_sftp_replica_files_belong_to_the_sftp_account(app, storage):
+    path = f"{sftp_upload_path()}/{app_name(app)}"
     files = storage.check_output("find %s -type f -name '*.ltx'", path).split()
     assert files
-    assert storage.check_output("stat -c %%U %s", files[0]) == "litestream"
+    assert storage.check_output("stat -c %%U %s", files[0]) == STORE["sftp_user"]
 
 
 def test_replica_restores_to_the_latest_count(app):

@@ -7,8 +7,13 @@ stop. Each test replays a fault as an operator (or a VM platform) causes it.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from conftest import (
+    APP_UNIT,
+    DATA,
+    DB,
+    LITESTREAM_UNIT,
     StorePaused,
     delete_replica_objects,
     get,
@@ -16,6 +21,7 @@ from conftest import (
     host_now,
     journal,
     main_pid,
+    remove_database,
     replica_count,
     run_site,
     stop_app,
@@ -24,7 +30,6 @@ from conftest import (
     wait_until,
 )
 
-DATA = "/var/lib/counter"
 COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
 
 
@@ -38,20 +43,20 @@ def _roll_back(app) -> tuple[int, int]:
     old = visit(app)
     stop_app(app)
     app.check_output("rm -rf %s && cp -a %s %s", COPY, DATA, COPY)
-    app.check_output("systemctl start counter.service")
+    app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="healthy")
     acked = [visit(app) for _ in range(20)][-1]
     stop_app(app)
     assert replica_count(app) == acked
     app.check_output("rm -rf %s && cp -a %s %s && rm -rf %s", DATA, COPY, DATA, COPY)
     since = host_now(app)
-    app.check_output("systemctl start --no-block counter.service")
+    app.check_output(f"systemctl start --no-block {APP_UNIT}")
     wait_until(
-        lambda: "REFUSED" in journal(app, since, "litestream.service"),
+        lambda: "REFUSED" in journal(app, since, LITESTREAM_UNIT),
         timeout=60,
         what="the guard refuses the rolled-back file",
     )
-    message = journal(app, since, "litestream.service")
+    message = journal(app, since, LITESTREAM_UNIT)
     assert "is at TXID" in message and "Starting would roll the replica back" in message, message
     assert get(app, "/")["status"] == 0, "nothing serves the old file"
     assert replica_count(app) == acked, "the replica is not rolled back"
@@ -64,7 +69,7 @@ def test_rolled_back_file_is_refused_and_restored_from_the_replica(app):
     aside = re.search(r"kept in (\S+)", out).group(1)
     wait_until(lambda: healthy(app), timeout=60, what="healthy after the restore")
     assert visit(app) == acked + 1, "no acknowledged visit is lost"
-    assert app.file(f"{aside}/counter.db").exists, "the local file is kept aside"
+    assert app.file(f"{aside}/{Path(DB).name}").exists, "the local file is kept aside"
     app.check_output("rm -rf %s", aside)
 
 
@@ -91,63 +96,61 @@ def test_damaged_replica_fails_closed(app, storage, replica_kind):
     stop_app(app)
     deleted = delete_replica_objects(app, storage, replica_kind, "0000000000000001-")
     assert deleted, "the snapshot files starting at TXID 1 were there"
-    app.check_output("rm -rf %s/counter.db %s/counter.db-* %s/.counter.db-litestream", *[DATA] * 3)
+    remove_database(app)
     since = host_now(app)
-    app.check_output("systemctl start --no-block counter.service")
+    app.check_output(f"systemctl start --no-block {APP_UNIT}")
     try:
         wait_until(
-            lambda: (
-                journal(app, since, "litestream.service").count("not starting on an empty") >= 2
-            ),
+            lambda: journal(app, since, LITESTREAM_UNIT).count("not starting on an empty") >= 2,
             timeout=90,
             what="two refused restores",
         )
-        said = journal(app, since, "litestream.service")
+        said = journal(app, since, LITESTREAM_UNIT)
         assert "no restorable backup" in said or "Restore failed" in said, said
         assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
-        assert not app.file(f"{DATA}/counter.db").exists
+        assert not app.file(DB).exists
     finally:
         # Repair as an operator who gives the damaged replica up would: an
         # empty path is "no backup yet"; the host starts over.
-        app.check_output("systemctl stop counter.service litestream.service")
+        app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
         delete_replica_objects(app, storage, replica_kind, ".")
-        app.check_output("systemctl start counter.service")
+        app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
     assert visit(app) == 1
 
 
 def test_the_app_comes_back_after_any_exit_but_a_stop(app, figures):
-    replicating = main_pid(app, "litestream.service")
+    replicating = main_pid(app, LITESTREAM_UNIT)
     for how, action in (
-        ("SIGTERM", "systemctl kill counter.service"),
-        ("SIGKILL", "systemctl kill -s KILL counter.service"),
+        ("SIGTERM", f"systemctl kill {APP_UNIT}"),
+        ("SIGKILL", f"systemctl kill -s KILL {APP_UNIT}"),
     ):
         before = visit(app)
         down = unavailable_seconds(app, action)
         assert down <= 5, f"{how}: {down:.1f} s without an answer"
         figures[f"app {how} from outside: s until serving"] = round(down, 1)
         assert visit(app) == before + 1
-    assert main_pid(app, "litestream.service") == replicating, "Litestream was not touched"
+    assert main_pid(app, LITESTREAM_UNIT) == replicating, "Litestream was not touched"
     stop_app(app)
-    assert _active(app, "counter.service") == "inactive", "a stop is for good"
-    app.check_output("systemctl start counter.service")
+    assert _active(app, APP_UNIT) == "inactive", "a stop is for good"
+    app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="healthy")
 
 
 def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
-    app_pid = main_pid(app, "counter.service")
+    app_pid = main_pid(app, APP_UNIT)
     for how, action in (
-        ("stopped", "systemctl stop litestream.service"),
-        ("killed", "systemctl kill -s KILL litestream.service"),
+        ("stopped", f"systemctl stop {LITESTREAM_UNIT}"),
+        ("killed", f"systemctl kill -s KILL {LITESTREAM_UNIT}"),
     ):
-        old = main_pid(app, "litestream.service")
+        old = main_pid(app, LITESTREAM_UNIT)
         app.check_output(action)
         started = app.check_output("date +%s.%N")
         new = wait_until(
             lambda old=old: (
-                _active(app, "litestream.service") == "active"
-                and main_pid(app, "litestream.service") not in (0, old)
-                and main_pid(app, "litestream.service")
+                _active(app, LITESTREAM_UNIT) == "active"
+                and main_pid(app, LITESTREAM_UNIT) not in (0, old)
+                and main_pid(app, LITESTREAM_UNIT)
             ),
             timeout=10,
             what=f"Litestream {how} by hand is back within 10 s",
@@ -158,17 +161,17 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
         assert new
     # No start limit to sit in: killed again and again, it still comes back.
     for _ in range(6):
-        app.check_output("systemctl kill -s KILL litestream.service")
+        app.check_output(f"systemctl kill -s KILL {LITESTREAM_UNIT}")
         wait_until(
-            lambda: _active(app, "litestream.service") == "active",
+            lambda: _active(app, LITESTREAM_UNIT) == "active",
             timeout=10,
             what="back",
             interval=0.2,
         )
-    assert main_pid(app, "counter.service") == app_pid, "the app was not restarted"
+    assert main_pid(app, APP_UNIT) == app_pid, "the app was not restarted"
     # Litestream hung (SIGSTOP): readiness goes red and says why; liveness
     # stays green; it recovers by itself.
-    app.check_output("systemctl kill -s STOP litestream.service")
+    app.check_output(f"systemctl kill -s STOP {LITESTREAM_UNIT}")
     try:
         answer = wait_until(
             lambda: (a := get(app, "/healthz"))["status"] == 503 and a,
@@ -180,14 +183,14 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
         assert get(app, "/livez")["status"] == 200
         assert get(app, "/")["status"] == 200, "the app keeps serving"
     finally:
-        app.check_output("systemctl kill -s CONT litestream.service")
+        app.check_output(f"systemctl kill -s CONT {LITESTREAM_UNIT}")
     wait_until(lambda: healthy(app), timeout=30, what="ready again")
     # Whatever state the deploy finds the units in, it leaves both running.
     stop_app(app)
     result = run_site({})
     assert result.returncode == 0, result.stdout[-3000:]
-    assert _active(app, "litestream.service") == "active"
-    assert _active(app, "counter.service") == "active"
+    assert _active(app, LITESTREAM_UNIT) == "active"
+    assert _active(app, APP_UNIT) == "active"
     wait_until(lambda: healthy(app), timeout=30, what="ready again")
 
 
@@ -195,7 +198,7 @@ def test_a_store_outage_is_not_an_app_outage(app, storage, figures):
     visit(app)
     with StorePaused(storage):
         counts = [visit(app) for _ in range(3)]
-        down = unavailable_seconds(app, "systemctl restart counter.service")
+        down = unavailable_seconds(app, f"systemctl restart {APP_UNIT}")
         figures["app restart with the store unreachable: s without an answer"] = round(down, 1)
         assert down <= 5, f"{down:.1f} s"
         counts.append(visit(app))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from conftest import get, healthy, host_now, journal, stop_app, visit, wait_until
+from conftest import (
+    APP_UNIT,
+    DATA,
+    DB,
+    LITESTREAM_UNIT,
+    get,
+    healthy,
+    host_now,
+    journal,
+    remove_database,
+    stop_app,
+    visit,
+    wait_until,
+)
 
 RESTORING = "No database found, restoring from replica if exists"
 
 
 def _wipe_data(app) -> None:
-    app.check_output(
-        "rm -rf /var/lib/counter/counter.db /var/lib/counter/counter.db-*"
-        " /var/lib/counter/.counter.db-litestream"
-    )
-    assert app.check_output("ls -A /var/lib/counter") == ""
+    remove_database(app)
+    assert app.check_output(f"ls -A {DATA}") == ""
 
 
 def test_lost_database_is_restored_to_the_exact_count(app):
@@ -20,9 +30,9 @@ def test_lost_database_is_restored_to_the_exact_count(app):
     stop_app(app)
     _wipe_data(app)
     since = host_now(app)
-    app.check_output("systemctl start counter.service")
+    app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="counter healthy after restore")
-    assert RESTORING in journal(app, since, "litestream.service")
+    assert RESTORING in journal(app, since, LITESTREAM_UNIT)
     assert visit(app) == count + 1
 
 
@@ -33,12 +43,11 @@ def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage, sto
     storage.check_output("systemctl stop %s", store_service)
     try:
         since = host_now(app)
-        app.check_output("systemctl start --no-block counter.service")
+        app.check_output(f"systemctl start --no-block {APP_UNIT}")
         # Two restore attempts fail; meanwhile nothing serves a fresh counter.
         wait_until(
             lambda: (
-                journal(app, since, "litestream.service").count("not starting on an empty database")
-                >= 2
+                journal(app, since, LITESTREAM_UNIT).count("not starting on an empty database") >= 2
             ),
             timeout=150,
             what="two failed restore attempts",
@@ -46,11 +55,11 @@ def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage, sto
         assert get(app, "/")["status"] == 0, (
             "the app must not serve while the replica is unreachable"
         )
-        assert app.run("systemctl is-active counter.service").stdout.strip() != "active"
-        assert not app.file("/var/lib/counter/counter.db").exists
+        assert app.run(f"systemctl is-active {APP_UNIT}").stdout.strip() != "active"
+        assert not app.file(DB).exists
     finally:
         storage.check_output("systemctl start %s", store_service)
     # Back by itself: the next retry restores, then the app starts.
     wait_until(lambda: healthy(app), timeout=150, what="counter healthy once the store is back")
-    assert RESTORING in journal(app, since, "litestream.service")
+    assert RESTORING in journal(app, since, LITESTREAM_UNIT)
     assert visit(app) == count + 1

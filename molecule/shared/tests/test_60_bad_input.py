@@ -6,7 +6,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import app_name, recap_changed, run_site, visit
+from conftest import (
+    CONFIG,
+    ENV_FILE,
+    LITESTREAM_UNIT,
+    app_name,
+    deployed_replica,
+    recap_changed,
+    run_site,
+    visit,
+)
 
 
 def some_other_ecdsa_key() -> str:
@@ -25,55 +34,49 @@ def test_invalid_variable_is_refused_before_any_host_changes(app):
     assert visit(app) == before + 1
 
 
-def test_wrong_host_key_fails_loudly_and_keeps_the_running_config(app, storage, sftp_only):
-    config_before = app.file("/etc/litestream.yml").sha256sum
+@pytest.mark.sftp
+def test_wrong_host_key_fails_loudly_and_keeps_the_running_config(app):
+    config_before = app.file(CONFIG).sha256sum
     before = visit(app)
-    result = run_site(
-        {
-            "litestream_sftp_inventory_host": "",
-            "litestream_sftp_host": app_name(storage),
-            "litestream_sftp_host_key": some_other_ecdsa_key(),
-        }
-    )
+    replica = {**deployed_replica(app), "host-key": some_other_ecdsa_key()}
+    result = run_site({"litestream_replica": replica})
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "The new Litestream settings were refused" in output
     assert "host key mismatch" in output
-    assert app.file("/etc/litestream.yml").sha256sum == config_before
-    assert app.service("litestream.service").is_running
+    assert app.file(CONFIG).sha256sum == config_before
+    assert app.service(LITESTREAM_UNIT).is_running
     assert visit(app) == before + 1
 
 
 WRONG_SECRET = "WrongSecretKey0123456789abcdef"  # noqa: S105 - a deliberately wrong test secret
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize(
     ("override", "problem"),
     [
-        (
-            {"litestream_s3_secret_access_key": "WrongSecretKey0123456789abcdef"},
-            "secret key is wrong",
-        ),
-        ({"litestream_s3_bucket": "no-such-bucket"}, "bucket no-such-bucket does not exist"),
+        ({"secret-access-key": WRONG_SECRET}, "secret key is wrong"),
+        ({"bucket": "no-such-bucket"}, "bucket no-such-bucket does not exist"),
     ],
     ids=["wrong-secret", "unknown-bucket"],
 )
-def test_wrong_s3_settings_fail_loudly_and_keep_the_running_config(
-    apps, s3_only, override, problem
-):
+def test_wrong_s3_settings_fail_loudly_and_keep_the_running_config(apps, override, problem):
     app = apps[0]
-    config_before = app.file("/etc/litestream.yml").sha256sum
-    env_before = app.file("/etc/litestream/litestream.env").sha256sum
+    config_before = app.file(CONFIG).sha256sum
+    env_before = app.file(ENV_FILE).sha256sum
     before = visit(app)
-    result = run_site({**override, "ansible_verbosity": 1})
+    # This host's replica, as its user would edit it, with one thing wrong.
+    replica = {**deployed_replica(app), **override}
+    result = run_site({"litestream_replica": replica, "ansible_verbosity": 1}, limit=app_name(app))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "The new Litestream settings were refused" in output
     assert problem in output
     # The wrong secret is not echoed, even with -v.
     assert WRONG_SECRET not in output
-    # The first host failed: the roll stopped there, the others untouched.
-    assert app.file("/etc/litestream.yml").sha256sum == config_before
-    assert app.service("litestream.service").is_running
+    # The running settings stay.
+    assert app.file(CONFIG).sha256sum == config_before
+    assert app.service(LITESTREAM_UNIT).is_running
     assert visit(app) == before + 1
-    assert app.file("/etc/litestream/litestream.env").sha256sum == env_before
+    assert app.file(ENV_FILE).sha256sum == env_before

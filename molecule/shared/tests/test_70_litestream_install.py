@@ -17,9 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import main_pid, recap_changed, replica_count, run_site, visit, wait_until
+from conftest import (
+    LITESTREAM,
+    LITESTREAM_UNIT,
+    SETTINGS,
+    main_pid,
+    recap_changed,
+    replica_count,
+    run_site,
+    visit,
+    wait_until,
+)
 
-OLD, NEW = "0.5.16", "0.5.17"
+# Upgraded from an older release to the one the role pins.
+OLD, NEW = "0.5.16", SETTINGS["litestream_version"]
 
 _LOAD = r"""
 import json, os, sys, time, urllib.request
@@ -84,12 +95,9 @@ def mirror(tmp_path_factory):
     server.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def _once_per_suite(replica_kind):
-    # The install path does not depend on the replica: drilled once per
-    # Debian release, in the default (SFTP) scenario.
-    if replica_kind != "sftp":
-        pytest.skip("install drills run in the default scenario")
+# The install path does not depend on the replica: drilled once per Debian
+# release, in the default scenario (marker install).
+pytestmark = pytest.mark.install
 
 
 def _release_vars(url: str, version: str, cache: Path) -> dict:
@@ -102,7 +110,7 @@ def _release_vars(url: str, version: str, cache: Path) -> dict:
 
 
 def _installed(app) -> str:
-    return app.check_output("/usr/local/bin/litestream version")
+    return app.check_output(f"{LITESTREAM} version")
 
 
 def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_path):
@@ -111,7 +119,7 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == OLD
     before = visit(app)
-    old_pid = main_pid(app, "litestream.service")
+    old_pid = main_pid(app, LITESTREAM_UNIT)
 
     # Visits go on from before the upgrade until after the play has finished.
     stop_file = "/root/stop-load"  # on the app host
@@ -130,7 +138,7 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
         loader.join()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == NEW
-    assert main_pid(app, "litestream.service") != old_pid, "the upgrade restarts Litestream"
+    assert main_pid(app, LITESTREAM_UNIT) != old_pid, "the upgrade restarts Litestream"
     # Every acknowledged visit counted once, none lost, during the upgrade.
     assert load["ok"] > 0
     after = visit(app)
@@ -151,12 +159,12 @@ def test_a_tampered_archive_fails_and_keeps_the_installed_binary(app, mirror, tm
     root, url = mirror
     archive = root / f"v{OLD}" / f"litestream-{OLD}-linux-x86_64.tar.gz"
     archive.write_bytes(archive.read_bytes() + b"tampered")
-    before = app.file("/usr/local/bin/litestream").sha256sum
+    before = app.file(LITESTREAM).sha256sum
     result = run_site(_release_vars(url, OLD, tmp_path / "fresh-cache"))
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "does not match its sha256" in output
     assert "refusing to install it" in output
-    assert app.file("/usr/local/bin/litestream").sha256sum == before
+    assert app.file(LITESTREAM).sha256sum == before
     assert _installed(app) == NEW
-    assert app.service("litestream.service").is_running
+    assert app.service(LITESTREAM_UNIT).is_running

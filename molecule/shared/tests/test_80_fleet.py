@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import (
+    APP_UNIT,
+    DATA,
+    LITESTREAM,
+    SETTINGS,
     app_name,
     healthy,
     host_now,
@@ -17,11 +21,14 @@ from conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture
 def fleet(apps):
-    if len(apps) < 2:
-        pytest.skip("needs two app hosts")
+    assert len(apps) >= 2, (
+        "the fleet tests need two app hosts: select them with -m fleet only there"
+    )
     return apps[:2]
 
 
@@ -52,7 +59,7 @@ def test_replacing_one_host_restores_its_own_count(fleet):
     wait_until(lambda: replica_count(second) == second_count, timeout=30, what="replica caught up")
     # The second host loses its data (a new machine); the play converges it.
     stop_app(second)
-    second.check_output("rm -rf /var/lib/counter /etc/litestream /usr/local/bin/litestream")
+    second.check_output("rm -rf %s %s %s", DATA, SETTINGS["litestream_config_dir"], LITESTREAM)
     result = run_site({})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert visit(second) == second_count + 1, "restored to ITS count"
@@ -70,7 +77,7 @@ def test_changes_roll_one_host_at_a_time(fleet):
 
     def restart_times(host) -> tuple[float, float]:
         out = host.check_output(
-            "journalctl --no-pager -o short-unix -u counter.service --since @%s", since[host]
+            f"journalctl --no-pager -o short-unix -u {APP_UNIT} --since @%s", since[host]
         )
         stopping = [
             float(line.split()[0]) for line in out.splitlines() if "Stopping counter" in line

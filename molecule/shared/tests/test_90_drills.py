@@ -11,16 +11,22 @@ import time
 import pytest
 
 from conftest import (
+    APP_UNIT,
+    DATA,
+    DB,
+    LITESTREAM_UNIT,
+    SETTINGS,
     Load,
     StorePaused,
     app_name,
+    deployed_replica,
     docker,
     get,
     healthy,
     host_now,
     journal,
-    long_drills,
     main_pid,
+    remove_database,
     replica_count,
     run_site,
     stop_app,
@@ -28,9 +34,7 @@ from conftest import (
     wait_until,
 )
 
-pytestmark = pytest.mark.skipif(not long_drills(), reason="long drill: make drills")
-
-DATA = "/var/lib/counter"
+pytestmark = pytest.mark.drill
 
 
 def _boot_state(app) -> str:
@@ -53,7 +57,7 @@ def test_graceful_stop_start_cycles_under_load_lose_nothing(app, figures):
         restored = replica_count(app)
         misses += restored != seen["max_ack"]
         assert restored == seen["max_ack"], seen
-        app.check_output("systemctl start counter.service")
+        app.check_output(f"systemctl start {APP_UNIT}")
         wait_until(lambda: healthy(app), timeout=60, what="healthy")
     figures["stop/start cycles under ~100 writes/s: restored == last acknowledged"] = (
         f"{cycles - misses}/{cycles}"
@@ -64,10 +68,10 @@ def test_litestream_sigkill_under_load_fails_and_loses_nothing(app, figures):
     with Load(app, rate=100) as load:
         for _ in range(10):
             time.sleep(2)
-            old = main_pid(app, "litestream.service")
-            app.check_output("systemctl kill -s KILL litestream.service")
+            old = main_pid(app, LITESTREAM_UNIT)
+            app.check_output(f"systemctl kill -s KILL {LITESTREAM_UNIT}")
             wait_until(
-                lambda old=old: main_pid(app, "litestream.service") not in (0, old),
+                lambda old=old: main_pid(app, LITESTREAM_UNIT) not in (0, old),
                 timeout=10,
                 what="Litestream back",
                 interval=0.2,
@@ -85,7 +89,7 @@ def test_power_cut_loses_at_most_two_seconds_of_writes(app, storage, figures):
     name = app_name(app)
     # The host that comes back is a new machine restored from the replica: its
     # old disk's units must not start first and ship what the replica lacked.
-    app.check_output("systemctl disable counter.service litestream.service")
+    app.check_output(f"systemctl disable {APP_UNIT} {LITESTREAM_UNIT}")
     # The load comes from the storage host, so its record survives the cut.
     with Load(app, rate=100, source=storage) as load:
         time.sleep(10)
@@ -97,8 +101,8 @@ def test_power_cut_loses_at_most_two_seconds_of_writes(app, storage, figures):
         timeout=120,
         what="the host boots",
     )
-    app.check_output("rm -rf %s/counter.db %s/counter.db-* %s/.counter.db-litestream", *[DATA] * 3)
-    app.check_output("systemctl enable --now counter.service")
+    remove_database(app)
+    app.check_output(f"systemctl enable --now {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=120, what="restored from the replica")
     restored = visit(app) - 1
     acked = seen["max_ack"]
@@ -110,16 +114,14 @@ def test_power_cut_loses_at_most_two_seconds_of_writes(app, storage, figures):
     assert lost <= 2 * rate, f"lost {lost} visits, more than 2 s of writes"
 
 
-def _deploy_vars_without_the_store_host(storage, replica_kind) -> dict:
-    """The same settings, given as for an SFTP server outside the inventory:
-    the play then does not reach into the (paused) storage host."""
-    if replica_kind != "sftp":
-        return {}
-    key = storage.file("/etc/ssh/ssh_host_ecdsa_key.pub").content_string.split()[:2]
+def _deploy_vars_without_the_store_host(app) -> dict:
+    """The same settings, given by hand as for a store outside the inventory:
+    the play then needs nothing from the (paused) storage host."""
+    key_path = SETTINGS["litestream_sftp_key_path"]
+    has_key = app.file(key_path).exists
     return {
-        "litestream_sftp_inventory_host": "",
-        "litestream_sftp_host": app_name(storage),
-        "litestream_sftp_host_key": " ".join(key),
+        "litestream_replica": deployed_replica(app),
+        "litestream_sftp_private_key": app.file(key_path).content_string if has_key else "",
     }
 
 
@@ -128,7 +130,7 @@ def test_store_outage_of_five_minutes_under_load(app, storage, replica_kind, fig
     assert run_site({}).returncode == 0
     visit(app)
     before = _data_kib(app)
-    deploy_vars = _deploy_vars_without_the_store_host(storage, replica_kind)
+    deploy_vars = _deploy_vars_without_the_store_host(app)
     with Load(app, rate=100, seconds=600) as load, StorePaused(storage):
         time.sleep(300)
         during = _data_kib(app)
@@ -158,7 +160,7 @@ def test_store_outage_of_five_minutes_under_load(app, storage, replica_kind, fig
 def test_store_down_at_boot_with_the_database_missing(app, storage, store_service, figures):
     count = visit(app)
     stop_app(app)
-    app.check_output("rm -rf %s/counter.db %s/counter.db-* %s/.counter.db-litestream", *[DATA] * 3)
+    remove_database(app)
     with StorePaused(storage):
         started = time.monotonic()
         docker("restart", app_name(app))
@@ -170,12 +172,12 @@ def test_store_down_at_boot_with_the_database_missing(app, storage, store_servic
         booted = time.monotonic() - started
         assert state in ("running", "degraded"), state
         assert get(app, "/")["status"] == 0, "fails closed"
-        assert not app.file(f"{DATA}/counter.db").exists
+        assert not app.file(DB).exists
         time.sleep(20)
         since = host_now(app)
     wait_until(lambda: healthy(app), timeout=180, what="recovers alone")
     recovered = time.monotonic() - started
-    assert "Restored" in journal(app, str(int(since) - 60), "litestream.service")
+    assert "Restored" in journal(app, str(int(since) - 60), LITESTREAM_UNIT)
     assert visit(app) == count + 1
     figures["store down at boot, database missing: s until boot finished"] = round(booted, 1)
     figures["store down at boot: s from boot to serving after the store returned (20 s+ down)"] = (
