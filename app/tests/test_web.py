@@ -47,10 +47,15 @@ def test_concurrent_requests_are_counted_exactly(served, store):
     assert store.count() == before + 200
 
 
-def test_served_404_is_plain(served):
+def test_served_404_is_plain_text(served, store):
     try:
         _get(served + "/favicon.ico")
     except urllib.error.HTTPError as error:
         assert error.code == 404
+        assert error.headers["Content-Type"].startswith("text/plain"), error.headers
+        body = error.read().decode()
+        assert "<" not in body, body
+        assert body.count("\n") <= 1, body
     else:
         raise AssertionError("expected 404")
+    assert store.count() == 0

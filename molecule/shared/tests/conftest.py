@@ -308,6 +308,25 @@ def healthy(host) -> bool:
 
 
 @pytest.fixture(autouse=True)
+def serving(apps):
+    """Every test starts from the state a user expects after a deploy: each
+    app host serving and ready (both units running, replica current),
+    whatever the test before it left."""
+    for host in apps:
+        if get(host, "/healthz")["status"] != 200:
+            host.run("systemctl start %s", APP_UNIT)
+            wait_until(lambda host=host: healthy(host), 180, f"{app_name(host)} ready")
+    return apps
+
+
+@pytest.fixture
+def stopped_app(app, serving):
+    """The app stopped as a user stops it (Litestream stops after it)."""
+    stop_app(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
 def journal_on_failure(app):
     """On failure, show what the units said (as a user would look next)."""
     yield

@@ -36,7 +36,8 @@ def test_stopping_the_app_stops_litestream_after_it(app):
     assert replica_count(app) == count
 
 
-def test_starting_the_app_starts_litestream_and_keeps_the_data(app):
+def test_starting_the_app_starts_litestream_and_keeps_the_data(stopped_app):
+    app = stopped_app
     count = replica_count(app)
     since = host_now(app)
     app.check_output(f"systemctl start {APP_UNIT}")
