@@ -2,7 +2,8 @@
 """Fail when a role's defaults and its meta/argument_specs.yml disagree.
 
 Every variable in defaults/main.yml must be described in the argument spec of
-the role's main entry point, and every option there must have a default.
+the role's main entry point, and every option there must have a default in
+defaults/main.yml, written there only (the spec does not restate it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def check(role: Path) -> list[str]:
         for name in sorted(options.keys() - defaults.keys())
     ]
     for name, option in sorted(options.items()):
+        if "default" in option:
+            problems.append(
+                f"{role.name}: {name} restates its default in the spec"
+                " (keep it in defaults/main.yml only)"
+            )
         if not option.get("description"):
             problems.append(f"{role.name}: {name} has no description")
         if not name.startswith(role.name + "_"):

@@ -82,10 +82,17 @@ def value_code(value: Any) -> str:
     return code(str(value))
 
 
-def default_cell(option: dict[str, Any]) -> str:
-    if "default" not in option or option["default"] is None:
-        return "*required*" if option.get("required") else ""
-    return value_code(option["default"])
+# Pins (versions and their checksums) are shown where they live, so that a
+# version bump is one edit there and the README does not change with it.
+PINNED = ("_version", "_sha256")
+
+
+def default_cell(name: str, defaults: dict[str, Any], role: str) -> str:
+    if name.endswith(PINNED):
+        return f"pinned in `roles/{role}/defaults/main.yml`"
+    if name not in defaults:
+        return ""
+    return value_code(defaults[name])
 
 
 def description_cell(option: dict[str, Any]) -> str:
@@ -103,15 +110,20 @@ def description_cell(option: dict[str, Any]) -> str:
     return text.strip()
 
 
-def rows(options: dict[str, Any], prefix: str = "") -> list[str]:
+def rows(
+    options: dict[str, Any], defaults: dict[str, Any], role: str, prefix: str = ""
+) -> list[str]:
+    """One row per option; defaults come from the role's defaults/main.yml
+    (the one place they are written), nested options have none."""
     lines = []
     for name, option in options.items():
         option = option or {}
         full = f"{prefix}{name}"
-        lines.append(f"| {code(full)} | {default_cell(option)} | {description_cell(option)} |")
+        default = default_cell(name, defaults, role) if not prefix else ""
+        lines.append(f"| {code(full)} | {default} | {description_cell(option)} |")
         if option.get("options"):
             child = f"{full}[]." if option.get("type") == "list" else f"{full}."
-            lines += rows(option["options"], child)
+            lines += rows(option["options"], {}, role, child)
     return lines
 
 
@@ -119,16 +131,26 @@ def role_table(spec_file: Path) -> str:
     role = spec_file.parent.parent.name
     specs = yaml.safe_load(spec_file.read_text()) or {}
     main = (specs.get("argument_specs") or {}).get("main") or {}
+    defaults_file = spec_file.parent.parent / "defaults" / "main.yml"
+    defaults = (yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {}
     lines = [f"### `{role}`", ""]
     if main.get("short_description"):
         lines += [prose(str(main["short_description"])) + ".", ""]
     lines += ["| Variable | Default | Description |", "|---|---|---|"]
-    lines += rows(main.get("options") or {})
+    lines += rows(main.get("options") or {}, defaults, role)
     return "\n".join(lines)
 
 
+def internal(spec_file: Path) -> bool:
+    """Roles that only other roles call (their spec says "Internal:")."""
+    specs = yaml.safe_load(spec_file.read_text()) or {}
+    main = (specs.get("argument_specs") or {}).get("main") or {}
+    return str(main.get("short_description", "")).startswith("Internal:")
+
+
 def render(roles_dir: Path) -> str:
-    tables = [role_table(f) for f in sorted(roles_dir.glob("*/meta/argument_specs.yml"))]
+    specs = sorted(roles_dir.glob("*/meta/argument_specs.yml"))
+    tables = [role_table(f) for f in specs if not internal(f)]
     return "\n\n".join([NOTE, *tables]) + "\n"
 
 
