@@ -1,5 +1,5 @@
 """The start-up guard's decisions, against a stand-in `litestream` binary that
-answers `status`, `ltx` and `restore` the way Litestream 0.5.17 does (its JSON
+answers `status`, `ltx` and `restore` the way Litestream 0.5 does (its JSON
 shapes and exit codes were taken from the real binary). The units and the real
 stores are drilled in Molecule; this pins down every branch quickly."""
 
