@@ -169,6 +169,8 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
             interval=0.2,
         )
     assert main_pid(app, APP_UNIT) == app_pid, "the app was not restarted"
+    # The replica current again after the kills: then a hang is what readiness sees.
+    wait_until(lambda: healthy(app), timeout=60, what="ready after the kills", interval=0.5)
     # Litestream hung (SIGSTOP): readiness goes red and says why; liveness
     # stays green; it recovers by itself.
     app.check_output(f"systemctl kill -s STOP {LITESTREAM_UNIT}")
