@@ -80,6 +80,9 @@ LITESTREAM = SETTINGS["litestream_binary_path"]
 VENV_PY = SETTINGS["counter_venv_python"]
 PORT = int(SETTINGS["counter_port"])
 USER = SETTINGS["counter_user"]
+GROUP = SETTINGS["counter_group"]
+LITESTREAM_USER = SETTINGS["litestream_user"]
+LITESTREAM_GROUP = SETTINGS["litestream_group"]
 ENV_FILE = SETTINGS["litestream_env_file"]
 STORE = SETTINGS["store"]
 APP_UNIT = SETTINGS["counter_unit"]
@@ -109,7 +112,7 @@ with ThreadPoolExecutor(max_workers=n) as pool:
     print(json.dumps(list(pool.map(get, range(n)))))
 """
 
-# Restore the replica to a scratch file as the service account (with the
+# Restore the replica to a scratch file as Litestream's account (with the
 # unit's credentials, if any) and print the count it holds: proof that the
 # replica, not the local file, has the data.
 _REPLICA_COUNT = r"""
@@ -165,7 +168,7 @@ def replica_objects(app, storage, replica_kind) -> list[str]:
     objects listed through the S3 API."""
     name = app_name(app)
     if replica_kind == "sftp":
-        upload = sftp_upload_path()
+        upload = sftp_upload_path(name)
         found = storage.check_output("find %s -type f -name '*.ltx'", f"{upload}/{name}").split()
         return [f[len(upload) + 1 :] for f in found]
     bucket = (STORE["s3_endpoint"], STORE["s3_bucket"])
@@ -179,7 +182,7 @@ def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str
     (damage the replica as a faulty store or a careless hand would)."""
     name = app_name(app)
     if replica_kind == "sftp":
-        path = f"{sftp_upload_path()}/{name}"
+        path = f"{sftp_upload_path(name)}/{name}"
         found = storage.check_output(
             "find %s -type f -regextype posix-extended -regex %s -print -delete",
             path,
@@ -197,9 +200,14 @@ def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str
     ).split()
 
 
-def sftp_upload_path() -> str:
-    """Where the SFTP store keeps the replicas, on the storage host."""
-    return f"{STORE['sftp_chroot']}/{STORE['sftp_upload_dir']}"
+def sftp_account(name: str) -> str:
+    """The SFTP account of an app host (one per client)."""
+    return STORE["sftp_accounts"][name]
+
+
+def sftp_upload_path(name: str) -> str:
+    """Where the SFTP store keeps an app host's replicas, on the storage host."""
+    return f"{STORE['sftp_root']}/{sftp_account(name)}/{STORE['sftp_upload_dir']}"
 
 
 def app_name(host: testinfra.host.Host) -> str:
@@ -228,7 +236,12 @@ def concurrent_visits(host, n: int) -> list[int]:
 
 def replica_count(host) -> int:
     script = _REPLICA_COUNT.format(
-        config=CONFIG, db=DB, py=VENV_PY, env_file=ENV_FILE, user=USER, litestream=LITESTREAM
+        config=CONFIG,
+        db=DB,
+        py=VENV_PY,
+        env_file=ENV_FILE,
+        user=LITESTREAM_USER,
+        litestream=LITESTREAM,
     )
     return int(host.check_output("bash -c %s", script))
 

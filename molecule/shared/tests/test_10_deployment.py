@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,18 @@ from conftest import (
     DATA,
     DB,
     ENV_FILE,
+    GROUP,
     GUARD,
     LITESTREAM,
+    LITESTREAM_GROUP,
     LITESTREAM_UNIT,
+    LITESTREAM_USER,
     SETTINGS,
     STORE,
     USER,
     main_pid,
+    sftp_account,
+    sftp_upload_path,
     unit_prop,
 )
 
@@ -34,11 +38,18 @@ def test_units_are_active_and_enabled(app, unit):
     assert service.is_enabled
 
 
-@pytest.mark.parametrize("unit", UNITS)
-def test_units_run_as_the_service_account(app, unit):
-    assert unit_prop(app, unit, "User") == USER
+@pytest.mark.parametrize(
+    ("unit", "user", "group"),
+    [(APP_UNIT, USER, GROUP), (LITESTREAM_UNIT, LITESTREAM_USER, GROUP)],
+)
+def test_units_run_as_their_own_accounts(app, unit, user, group):
+    # Litestream has an account of its own (the app's cannot read the replica
+    # credentials); both run with the group that shares the database.
+    assert USER != LITESTREAM_USER
+    assert unit_prop(app, unit, "User") == user
+    assert unit_prop(app, unit, "Group") == group
     pid = main_pid(app, unit)
-    assert app.check_output("ps -o user= -p %s", str(pid)) == USER
+    assert app.check_output("ps -o user= -p %s", str(pid)) == user
 
 
 @pytest.mark.parametrize(
@@ -111,11 +122,12 @@ def test_units_are_hardened(app, unit):
     ("path", "owner", "group", "mode"),
     [
         (LITESTREAM, "root", "root", 0o755),
-        (CONFIG, "root", USER, 0o640),
-        (SETTINGS["litestream_config_dir"], "root", USER, 0o750),
-        (SETTINGS["counter_env_file"], "root", USER, 0o640),
-        (DATA, USER, USER, 0o750),
-        (DB, USER, USER, None),
+        (CONFIG, "root", LITESTREAM_GROUP, 0o640),
+        (SETTINGS["litestream_config_dir"], "root", LITESTREAM_GROUP, 0o750),
+        (SETTINGS["counter_env_file"], "root", GROUP, 0o640),
+        # Shared with Litestream through the group; setgid: files made here
+        # are the group's.
+        (DATA, USER, GROUP, 0o2770),
         *[(path, "root", "root", 0o644) for path in UNIT_FILES],
     ],
 )
@@ -123,14 +135,23 @@ def test_files_owners_and_modes(app, path, owner, group, mode):
     f = app.file(path)
     assert f.exists, path
     assert (f.user, f.group) == (owner, group), path
-    if mode is not None:
-        assert f.mode == mode, f"{path}: {oct(f.mode)}"
+    assert f.mode == mode, f"{path}: {oct(f.mode)}"
+
+
+def test_the_database_is_shared_through_the_group_only(app):
+    # Made by the app or restored by Litestream: read-write for the group,
+    # nothing for others.
+    for path in (DB, f"{DB}-wal", f"{DB}-shm"):
+        f = app.file(path)
+        assert f.exists, path
+        assert f.group == GROUP, path
+        assert f.mode & 0o067 == 0o060, f"{path}: {oct(f.mode)}"
 
 
 @pytest.mark.sftp
-def test_the_sftp_key_is_readable_only_by_the_account(app):
+def test_the_sftp_key_is_readable_only_by_litestreams_account(app):
     key = app.file(SETTINGS["litestream_sftp_key_path"])
-    assert (key.user, key.group, key.mode) == (USER, USER, 0o600)
+    assert (key.user, key.group, key.mode) == (LITESTREAM_USER, LITESTREAM_GROUP, 0o600)
 
 
 @pytest.mark.s3
@@ -174,27 +195,29 @@ def test_the_storage_host_key_is_pinned(app, storage):
 
 
 @pytest.mark.sftp
-def test_sftp_account_is_key_only_chrooted_sftp(storage, apps):
-    user, chroot = STORE["sftp_user"], STORE["sftp_chroot"]
-    effective = storage.check_output("sshd -T -C user=%s,host=client,addr=192.0.2.1", user)
-    settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
-    assert settings["forcecommand"] == "internal-sftp"
-    assert settings["chrootdirectory"] == chroot
-    assert settings["passwordauthentication"] == "no"
-    assert settings["authenticationmethods"] == "publickey"
-    assert settings["authorizedkeysfile"] == str(Path(STORE["sftp_authorized_keys"]).parent / "%u")
-    assert settings["allowtcpforwarding"] == "no"
-    root = storage.file(chroot)
-    assert (root.user, root.mode) == ("root", 0o755)
-    upload = storage.file(f"{chroot}/{STORE['sftp_upload_dir']}")
-    assert (upload.user, upload.mode) == (user, 0o700)
-    keys = storage.file(STORE["sftp_authorized_keys"])
-    assert (keys.user, keys.mode) == ("root", 0o644)
-    # One restricted key per app host, each its own.
-    lines = [line for line in keys.content_string.splitlines() if line.strip()]
-    for app in apps:
-        (line,) = [x for x in lines if x.endswith(f" {user}@{app.backend.name}")]
-        assert line.startswith("restrict "), line
+def test_each_app_host_has_its_own_key_only_chrooted_sftp_account(storage, apps):
+    accounts = {app.backend.name: sftp_account(app.backend.name) for app in apps}
+    assert len(set(accounts.values())) == len(apps)
+    for name, user in accounts.items():
+        chroot = f"{STORE['sftp_root']}/{user}"
+        effective = storage.check_output("sshd -T -C user=%s,host=client,addr=192.0.2.1", user)
+        settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
+        assert settings["forcecommand"] == "internal-sftp"
+        assert settings["chrootdirectory"] == chroot
+        assert settings["passwordauthentication"] == "no"
+        assert settings["authenticationmethods"] == "publickey"
+        assert settings["authorizedkeysfile"] == f"{STORE['sftp_authorized_keys_dir']}/%u"
+        assert settings["allowtcpforwarding"] == "no"
+        root = storage.file(chroot)
+        assert (root.user, root.mode) == ("root", 0o755)
+        upload = storage.file(sftp_upload_path(name))
+        assert (upload.user, upload.mode) == (user, 0o700)
+        keys = storage.file(f"{STORE['sftp_authorized_keys_dir']}/{user}")
+        assert (keys.user, keys.mode) == ("root", 0o644)
+        # One restricted key: this host's own.
+        lines = [x for x in keys.content_string.splitlines() if x.strip() and not x.startswith("#")]
+        assert len(lines) == 1 and lines[0].startswith("restrict "), lines
+        assert lines[0].endswith(f" {user}@{name}"), lines
 
 
 @pytest.mark.s3

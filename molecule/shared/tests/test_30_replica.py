@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import (
-    STORE,
     app_name,
     replica_count,
     replica_objects,
+    sftp_account,
     sftp_upload_path,
     visit,
     wait_until,
@@ -27,11 +27,12 @@ def test_replica_holds_litestream_files(app, storage, replica_kind):
 
 
 @pytest.mark.sftp
-def test_sftp_replica_files_belong_to_the_sftp_account(app, storage):
-    path = f"{sftp_upload_path()}/{app_name(app)}"
+def test_sftp_replica_files_belong_to_the_hosts_own_account(app, storage):
+    path = f"{sftp_upload_path(app_name(app))}/{app_name(app)}"
     files = storage.check_output("find %s -type f -name '*.ltx'", path).split()
     assert files
-    assert storage.check_output("stat -c %%U %s", files[0]) == STORE["sftp_user"]
+    owners = set(storage.check_output("stat -c %%U %s", " ".join(files)).split())
+    assert owners == {sftp_account(app_name(app))}
 
 
 def test_replica_restores_to_the_latest_count(app):
