@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import apsw
@@ -55,3 +56,18 @@ def test_close_leaves_the_wal_for_litestream(db_path):
     reopened = VisitStore(db_path)
     assert reopened.count() == 1
     reopened.close()
+
+
+def test_new_database_files_follow_the_umask(tmp_path):
+    # The unit's UMask=0007 must give the group (Litestream's account shares
+    # the database through it) read-write on the database, -wal and -shm.
+    path = tmp_path / "new.db"
+    old = os.umask(0o007)
+    try:
+        store = VisitStore(str(path))
+        store.record_visit()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        store.close()
+    finally:
+        os.umask(old)
+    assert modes == {"new.db": 0o660, "new.db-wal": 0o660, "new.db-shm": 0o660}

@@ -8,6 +8,7 @@ SQLite 3.40.1, so the stdlib ``sqlite3`` module is not used.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import apsw
@@ -33,6 +34,17 @@ def sqlite_version() -> tuple[int, ...]:
     return tuple(int(part) for part in apsw.sqlite_lib_version().split("."))
 
 
+def _create_with_umask(path: str) -> None:
+    """Create a missing database file with the process's umask applied to
+    0666, as other files are. SQLite itself creates it 0644 & ~umask, which
+    would leave out the group that Litestream's account shares the database
+    through (its -wal and -shm files take the database's mode)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError:
+        pass  # it exists; or it cannot be made, which SQLite reports on open
+
+
 class VisitStore:
     """A SQLite database in WAL mode holding the visit count.
 
@@ -48,6 +60,7 @@ class VisitStore:
                 f"bug; {'.'.join(map(str, MIN_SQLITE))} or newer is required"
             )
         self._lock = threading.Lock()
+        _create_with_umask(path)
         self._conn = apsw.Connection(path)
         self._conn.set_busy_timeout(busy_timeout_ms)
         # By default the last connection to close checkpoints the WAL into the

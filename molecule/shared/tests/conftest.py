@@ -347,14 +347,17 @@ def journal_on_failure(app):
     print(app.run("journalctl --no-pager -n 60 -u litestream -u counter").stdout)
 
 
-def run_site(extra_vars: dict, limit: str | None = None) -> subprocess.CompletedProcess:
+def run_site(
+    extra_vars: dict, limit: str | None = None, playbook: str = "site.yml"
+) -> subprocess.CompletedProcess:
+    """Run site.yml (or another of the project's playbooks) as a user would."""
     env = dict(_ansible_env(), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return subprocess.run(
         [
             _ansible_playbook(),
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
-            str(PROJECT / "site.yml"),
+            str(PROJECT / playbook),
             "-e",
             json.dumps(extra_vars),
             *(["--limit", limit] if limit else []),

@@ -118,6 +118,17 @@ def test_units_are_hardened(app, unit):
     assert unit_prop(app, unit, "ReadWritePaths") == DATA
 
 
+def exposure(host, unit: str) -> float:
+    """systemd's own score of a unit's sandbox (0 safest, 10 none)."""
+    out = host.check_output("systemd-analyze security --no-pager %s", unit)
+    return float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out).group(1))
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_score_at_most_1_5_in_systemd_analyze_security(app, unit):
+    assert exposure(app, unit) <= 1.5
+
+
 @pytest.mark.parametrize(
     ("path", "owner", "group", "mode"),
     [
@@ -227,6 +238,7 @@ def test_s3_store_is_hardened_and_needs_credentials(storage):
     assert unit_prop(storage, "seaweedfs.service", "User") == "seaweedfs"
     assert unit_prop(storage, "seaweedfs.service", "ProtectSystem") == "strict"
     assert unit_prop(storage, "seaweedfs.service", "NoNewPrivileges") == "yes"
+    assert exposure(storage, "seaweedfs.service") <= 1.5
     identities = storage.file("/etc/seaweedfs/s3.json")
     assert (identities.user, identities.mode) == ("seaweedfs", 0o600)
     data = storage.file("/var/lib/seaweedfs")
