@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
@@ -35,8 +36,14 @@ def start_server(store: VisitStore, env: dict[str, str]):
     up from the environment ``env``, on an ephemeral loopback port."""
     config = dataclasses.replace(Config.from_env(env), host="127.0.0.1", port=0)
     server = create_server(create_app(store), config)
-    threading.Thread(target=server.run, daemon=True).start()
+    threading.Thread(target=_run, args=(server,), daemon=True).start()
     return server
+
+
+def _run(server) -> None:
+    # The test closes the server under its loop: the loop ends there.
+    with contextlib.suppress(OSError, ValueError):
+        server.run()
 
 
 @pytest.fixture
