@@ -79,6 +79,7 @@ CONFIG = SETTINGS["litestream_config_path"]
 LITESTREAM = SETTINGS["litestream_binary_path"]
 VENV_PY = SETTINGS["counter_venv_python"]
 PORT = int(SETTINGS["counter_port"])
+IDLE_TIMEOUT = int(SETTINGS["counter_idle_timeout"])
 USER = SETTINGS["counter_user"]
 ENV_FILE = SETTINGS["litestream_env_file"]
 STORE = SETTINGS["store"]
