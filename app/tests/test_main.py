@@ -5,10 +5,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+import counter_app
 from counter_app.__main__ import Config, ConfigError
+
+# The app as the tests import it (the source beside them), for subprocesses too.
+SRC = str(Path(counter_app.__file__).parent.parent)
+
+
+def _env(**values: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, **values)
 
 
 def test_config_defaults():
@@ -37,7 +47,7 @@ def _free_port() -> int:
 
 def test_serves_and_stops_cleanly_on_sigterm(tmp_path):
     port = _free_port()
-    env = dict(os.environ, COUNTER_DB=str(tmp_path / "c.db"), COUNTER_PORT=str(port))
+    env = _env(COUNTER_DB=str(tmp_path / "c.db"), COUNTER_PORT=str(port))
     proc = subprocess.Popen(
         [sys.executable, "-m", "counter_app"], env=env, stderr=subprocess.PIPE, text=True
     )
@@ -60,10 +70,18 @@ def test_serves_and_stops_cleanly_on_sigterm(tmp_path):
     assert "stopped" in stderr
 
 
-def test_bad_config_exits_2_with_a_message(tmp_path):
-    env = dict(os.environ, COUNTER_DB=str(tmp_path / "c.db"), COUNTER_PORT="nope")
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"COUNTER_PORT": "nope"}, "COUNTER_PORT='nope' is not an integer"),
+        ({"COUNTER_IDLE_TIMEOUT": "0"}, "COUNTER_IDLE_TIMEOUT=0 is outside 1..3600"),
+        ({"COUNTER_CONNECTION_LIMIT": "many"}, "COUNTER_CONNECTION_LIMIT='many' is not an integer"),
+    ],
+)
+def test_bad_config_exits_2_with_a_message(tmp_path, setting, message):
+    env = _env(COUNTER_DB=str(tmp_path / "c.db"), **setting)
     proc = subprocess.run(
         [sys.executable, "-m", "counter_app"], env=env, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2
-    assert "COUNTER_PORT='nope' is not an integer" in proc.stderr
+    assert message in proc.stderr

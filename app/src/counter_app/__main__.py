@@ -16,6 +16,19 @@ from counter_app.web import create_app
 
 log = logging.getLogger("counter_app")
 
+# HTTP limits that are not settings (see "Limits" in the README). The app
+# takes no request body: waitress refuses a declared Content-Length of
+# MAX_BODY or more with 413 as soon as the headers are in, before it reads
+# any of the body, and stops a chunked body at MAX_BODY bytes. Bodies are
+# buffered in memory below INBUF_OVERFLOW and spooled to a temporary file
+# above it; MAX_BODY plus one read (RECV_BYTES) stays far below it, so
+# nothing is ever spooled to disk.
+MAX_BODY = 1024
+MAX_HEADER = 8192  # request line and headers together; larger: 431
+RECV_BYTES = 8192
+INBUF_OVERFLOW = 65536
+BACKLOG = 1024  # accepted by the kernel while the app is at its connection limit
+
 
 class ConfigError(ValueError):
     pass
@@ -30,6 +43,8 @@ class Config:
     busy_timeout_ms: int
     litestream_socket: str
     max_replica_lag: int
+    connection_limit: int
+    idle_timeout: int
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -41,7 +56,34 @@ class Config:
             busy_timeout_ms=_int(env, "COUNTER_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
             litestream_socket=env.get("COUNTER_LITESTREAM_SOCKET", ""),
             max_replica_lag=_int(env, "COUNTER_MAX_REPLICA_LAG", 10, 1, 3600),
+            connection_limit=_int(env, "COUNTER_CONNECTION_LIMIT", 100, 10, 10_000),
+            idle_timeout=_int(env, "COUNTER_IDLE_TIMEOUT", 10, 1, 3600),
         )
+
+    def waitress_settings(self) -> dict[str, object]:
+        """waitress's adjustments, every limit given explicitly (not left to
+        waitress's defaults, which accept 1 GiB bodies and 256 KiB headers)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "threads": self.threads,
+            "max_request_body_size": MAX_BODY,
+            "max_request_header_size": MAX_HEADER,
+            "recv_bytes": RECV_BYTES,
+            "inbuf_overflow": INBUF_OVERFLOW,
+            # Open connections, idle or not, the listener and waitress's
+            # wake-up pipe included; beyond it waitress stops accepting and
+            # new clients wait in the kernel's backlog.
+            "connection_limit": self.connection_limit,
+            "backlog": BACKLOG,
+            # A connection that sends and receives nothing for idle_timeout
+            # seconds (and has no request in progress) is closed; waitress
+            # looks every cleanup_interval seconds.
+            "channel_timeout": self.idle_timeout,
+            "cleanup_interval": 1,
+            "expose_tracebacks": False,
+            "ident": "counter-app",
+        }
 
 
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -55,6 +97,11 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside {low}..{high}")
     return value
+
+
+def create_server(app: object, config: Config) -> waitress.server.BaseWSGIServer:
+    """The app behind waitress, with the limits of ``config``."""
+    return waitress.create_server(app, **config.waitress_settings())
 
 
 def _stop(signum: int, _frame: object) -> None:
@@ -81,9 +128,7 @@ def main() -> int:
             max_lag=config.max_replica_lag,
         )
         replication.start()
-    server = waitress.create_server(
-        create_app(store, replication), host=config.host, port=config.port, threads=config.threads
-    )
+    server = create_server(create_app(store, replication), config)
     signal.signal(signal.SIGTERM, _stop)
     log.info("serving %s on http://%s:%d/", config.db, config.host, config.port)
     try:

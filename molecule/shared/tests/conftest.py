@@ -79,6 +79,7 @@ CONFIG = SETTINGS["litestream_config_path"]
 LITESTREAM = SETTINGS["litestream_binary_path"]
 VENV_PY = SETTINGS["counter_venv_python"]
 PORT = int(SETTINGS["counter_port"])
+IDLE_TIMEOUT = int(SETTINGS["counter_idle_timeout"])
 USER = SETTINGS["counter_user"]
 GROUP = SETTINGS["counter_group"]
 LITESTREAM_USER = SETTINGS["litestream_user"]
