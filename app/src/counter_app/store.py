@@ -8,6 +8,7 @@ SQLite 3.40.1, so the stdlib ``sqlite3`` module is not used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -39,10 +40,9 @@ def _create_with_umask(path: str) -> None:
     0666, as other files are. SQLite itself creates it 0644 & ~umask, which
     would leave out the group that Litestream's account shares the database
     through (its -wal and -shm files take the database's mode)."""
-    try:
+    # It exists; or it cannot be made, which SQLite reports on open.
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError:
-        pass  # it exists; or it cannot be made, which SQLite reports on open
 
 
 class VisitStore:
