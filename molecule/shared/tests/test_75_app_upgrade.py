@@ -1,9 +1,14 @@
-"""A new version of the app deploys with no step by hand, and keeps the count."""
+"""A new version of the app deploys with no step by hand, and keeps the count;
+a changed lock (here a downgrade) reaches the host exactly."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,15 +17,33 @@ from conftest import PROJECT, SETTINGS, run_site, visit
 # Where the deploy is drilled once per Debian release (scenario default).
 pytestmark = pytest.mark.install
 
+# The lock of the new version moves one pin down (pip-compile -P), an older
+# release inside the app's range: a downgrade must reach the host as surely as
+# an upgrade.
+DOWNGRADE = ("bottle", "0.13.3")
+# pip-compile of the toolchain (requirements-dev.txt), as `make lock` runs it.
+PIP_COMPILE = Path(sys.executable).with_name("pip-compile")
 
-def _installed_version(app) -> str:
-    python = SETTINGS["counter_venv_python"]
-    return app.check_output(
-        "%s -c %s", python, "import importlib.metadata as m; print(m.version('counter-app'))"
-    )
+_DISTRIBUTIONS = r"""
+import importlib.metadata, json, re
+print(json.dumps({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+                  for d in importlib.metadata.distributions()}))
+"""
 
 
-def test_a_new_app_version_deploys_and_keeps_the_count(app, tmp_path):
+def _installed(app) -> dict[str, str]:
+    """Every distribution in the app's virtualenv: normalized name -> version."""
+    return json.loads(app.check_output("%s -c %s", SETTINGS["counter_venv_python"], _DISTRIBUTIONS))
+
+
+def _pins(lock: str) -> dict[str, str]:
+    return {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock, re.M)
+    }
+
+
+def test_a_new_app_version_and_lock_deploy_and_keep_the_count(app, tmp_path):
     source = tmp_path / "app"
     shutil.copytree(
         PROJECT / "app",
@@ -29,15 +52,37 @@ def test_a_new_app_version_deploys_and_keeps_the_count(app, tmp_path):
     )
     pyproject = source / "pyproject.toml"
     current = re.search(r'^version = "([^"]+)"$', pyproject.read_text(), re.M).group(1)
-    assert _installed_version(app) == current
+    installed = _installed(app)
+    assert installed["counter-app"] == current
+    project_pins = _pins((source / "requirements.txt").read_text())
+    assert {name: installed.get(name) for name in project_pins} == project_pins
+
     newer = f"{current}.post1"
     pyproject.write_text(
         pyproject.read_text().replace(f'version = "{current}"', f'version = "{newer}"')
     )
+    # The new lock, made as `make lock` makes it, with one pin moved.
+    name, version = DOWNGRADE
+    assert project_pins[name] != version
+    subprocess.run(
+        [str(PIP_COMPILE), "--quiet", "-P", f"{name}=={version}", "pyproject.toml"],
+        cwd=source,
+        check=True,
+        timeout=300,
+    )
+    locked = _pins((source / "requirements.txt").read_text())
+    assert locked == {**project_pins, name: version}
+    assert f"{name}=={version} \\\n    --hash=sha256:" in (source / "requirements.txt").read_text()
+
     before = visit(app)
-    # The next deploy of the project's own source puts its version back the
-    # same way (the wheel changed: reinstalled).
+    # The next deploy of the project's own source puts its version and its
+    # lock back the same way (the wheel and the lock changed: reinstalled).
     result = run_site({"counter_app_source": str(source)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert _installed_version(app) == newer
+    installed = _installed(app)
+    assert installed["counter-app"] == newer
+    # Exactly the lock: each pin at its version, and nothing else but the app
+    # and the virtualenv's own tools.
+    assert {name: installed.get(name) for name in locked} == locked
+    assert set(installed) - set(locked) <= {"counter-app", "pip", "setuptools", "wheel"}
     assert visit(app) == before + 1
