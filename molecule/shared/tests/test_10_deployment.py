@@ -219,7 +219,7 @@ def test_each_app_host_has_its_own_key_only_chrooted_sftp_account(storage, apps)
         effective = storage.check_output("sshd -T -C user=%s,host=client,addr=192.0.2.1", user)
         settings = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
         assert settings["forcecommand"] == "internal-sftp"
-        assert settings["chrootdirectory"] == chroot
+        assert settings["chrootdirectory"] == f"{STORE['sftp_root']}/%u"
         assert settings["passwordauthentication"] == "no"
         assert settings["authenticationmethods"] == "publickey"
         assert settings["authorizedkeysfile"] == f"{STORE['sftp_authorized_keys_dir']}/%u"

@@ -29,10 +29,9 @@ def test_replica_holds_litestream_files(app, storage, replica_kind):
 @pytest.mark.sftp
 def test_sftp_replica_files_belong_to_the_hosts_own_account(app, storage):
     path = f"{sftp_upload_path(app_name(app))}/{app_name(app)}"
-    files = storage.check_output("find %s -type f -name '*.ltx'", path).split()
-    assert files
-    owners = set(storage.check_output("stat -c %%U %s", " ".join(files)).split())
-    assert owners == {sftp_account(app_name(app))}
+    owners = storage.check_output("find %s -type f -name '*.ltx' -printf '%%u\\n'", path).split()
+    assert owners
+    assert set(owners) == {sftp_account(app_name(app))}
 
 
 def test_replica_restores_to_the_latest_count(app):
