@@ -349,9 +349,13 @@ def journal_on_failure(app):
 
 
 def run_site(
-    extra_vars: dict, limit: str | None = None, playbook: str = "site.yml"
+    extra_vars: dict,
+    limit: str | None = None,
+    playbook: str = "site.yml",
+    tags: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run site.yml (or another of the project's playbooks) as a user would."""
+    """Run site.yml (or another of the project's playbooks) as a user would;
+    tags limit it to one role's part, as `--tags` does for a user."""
     env = dict(_ansible_env(), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return subprocess.run(
         [
@@ -362,6 +366,7 @@ def run_site(
             "-e",
             json.dumps(extra_vars),
             *(["--limit", limit] if limit else []),
+            *(["--tags", tags] if tags else []),
         ],
         capture_output=True,
         text=True,

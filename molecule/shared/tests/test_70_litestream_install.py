@@ -134,7 +134,7 @@ def _binary_sha256(pins: dict, version: str) -> str:
 
 def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_path):
     _, url, pins = mirror
-    result = run_site(_release_vars(url, OLD, tmp_path / "cache", pins))
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", pins), tags="litestream")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == OLD
     assert app.file(LITESTREAM).sha256sum == _binary_sha256(pins, OLD)
@@ -152,7 +152,7 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
     loader = threading.Thread(target=run_load)
     loader.start()
     try:
-        result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins))
+        result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins), tags="litestream")
     finally:
         app.check_output("touch %s", stop_file)
         loader.join()
@@ -172,7 +172,7 @@ def test_an_installed_binary_is_not_fetched_again(app, mirror, tmp_path):
     # Nothing listens on this mirror and the cache is empty: any fetch fails.
     # The host's binary has the pinned sha256: nothing to fetch.
     dead = _release_vars("http://127.0.0.1:9", NEW, tmp_path / "empty-cache", pins)
-    result = run_site(dead)
+    result = run_site(dead, tags="litestream")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert set(recap_changed(result.stdout).values()) == {0}
     assert not (tmp_path / "empty-cache").exists()
@@ -185,7 +185,9 @@ def test_a_tampered_archive_fails_and_keeps_the_installed_binary(app, mirror, tm
     archive.write_bytes(original + b"tampered")
     try:
         before = app.file(LITESTREAM).sha256sum
-        result = run_site(_release_vars(url, OLD, tmp_path / "fresh-cache", pins))
+        result = run_site(
+            _release_vars(url, OLD, tmp_path / "fresh-cache", pins), tags="litestream"
+        )
     finally:
         archive.write_bytes(original)
     assert result.returncode != 0
@@ -203,7 +205,7 @@ def test_a_release_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
     _, url, pins = mirror
     other = dict(pins, litestream_release_sha256={OLD: {"x86_64": "0" * 64}})
     before = app.file(LITESTREAM).sha256sum
-    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other))
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other), tags="litestream")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "litestream_release_sha256" in output
@@ -219,7 +221,7 @@ def test_a_binary_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
     _, url, pins = mirror
     other = dict(pins, litestream_binary_sha256={OLD: {"x86_64": "0" * 64}})
     before = app.file(LITESTREAM).sha256sum
-    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other))
+    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other), tags="litestream")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "litestream_binary_sha256" in output
@@ -239,7 +241,7 @@ def test_a_changed_binary_on_the_host_is_replaced(app, mirror, tmp_path):
     assert app.file(LITESTREAM).sha256sum != pinned
     assert _installed(app) == NEW, "the version output does not tell"
     old_pid = main_pid(app, LITESTREAM_UNIT)
-    result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins))
+    result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins), tags="litestream")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert app.file(LITESTREAM).sha256sum == pinned
     assert main_pid(app, LITESTREAM_UNIT) != old_pid, "the new binary is the one running"
