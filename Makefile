@@ -83,12 +83,11 @@ lock: venv
 	cd app && CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet \
 	  $(if $(UPGRADE),--upgrade) $(PIP_COMPILE_ARGS) pyproject.toml
 
-# Each scenario:suite of TEST_MATRIX (MOLECULE_SUITE picks the image).
+# MOLECULE_SUITE picks the image of each run.
+# Each scenario:suite of TEST_MATRIX at the same time (MOLECULE_JOBS=1: one
+# after the other); lines prefixed with the scenario, a summary at the end.
 molecule: setup
-	for run in $(TEST_MATRIX); do scenario=$${run%%:*}; suite=$${run##*:}; \
-	  echo "=== molecule test: scenario $$scenario on Debian $$suite"; \
-	  MOLECULE_SUITE=$$suite $(BIN)/molecule test --scenario-name $$scenario; \
-	done
+	MOLECULE=$(BIN)/molecule scripts/molecule-matrix.sh $(TEST_MATRIX)
 
 # The same scenarios with the long drills (test_90_drills.py) switched on;
 # their figures go to docs/drills.json and the table docs/drills.md.

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run `molecule test` for each scenario:suite given, at the same time (the
+# scenarios have their own hosts and networks; most of a run is waiting on
+# systemd, the store and timeouts, so two overlap well on two cores). Each
+# line is prefixed with its scenario; a summary with each run's result and
+# duration ends the output. Exits non-zero when any run failed.
+#
+#   scripts/molecule-matrix.sh default:bookworm s3:trixie
+#   MOLECULE_JOBS=1 scripts/molecule-matrix.sh ...   # one after the other
+#   (extra environment, e.g. COUNTER_DRILLS=long, passes through)
+set -uo pipefail
+
+jobs=${MOLECULE_JOBS:-$#}
+molecule=${MOLECULE:-molecule}
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+run() {
+    local scenario=${1%%:*} suite=${1##*:} start rc
+    start=$(date +%s)
+    echo "=== molecule test: scenario $scenario on Debian $suite"
+    MOLECULE_SUITE=$suite "$molecule" test --scenario-name "$scenario" 2>&1 \
+        | sed -u "s/^/[$scenario] /"
+    rc=${PIPESTATUS[0]}
+    echo "$1 rc=$rc $(( $(date +%s) - start ))s" > "$results/${scenario}"
+    return "$rc"
+}
+
+running=0
+for spec in "$@"; do
+    run "$spec" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+done
+wait || true
+
+failed=0
+echo "=== molecule runs"
+for spec in "$@"; do
+    line=$(cat "$results/${spec%%:*}" 2>/dev/null || echo "$spec rc=? (no result)")
+    echo "  $line"
+    case "$line" in *" rc=0 "*) ;; *) failed=1 ;; esac
+done
+exit "$failed"
