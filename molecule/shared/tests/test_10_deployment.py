@@ -136,9 +136,8 @@ def test_units_score_at_most_1_5_in_systemd_analyze_security(app, unit):
         (CONFIG, "root", LITESTREAM_GROUP, 0o640),
         (SETTINGS["litestream_config_dir"], "root", LITESTREAM_GROUP, 0o750),
         (SETTINGS["counter_env_file"], "root", GROUP, 0o640),
-        # Shared with Litestream through the group; setgid: files made here
-        # are the group's.
-        (DATA, USER, GROUP, 0o2770),
+        # Shared with Litestream through the group.
+        (DATA, USER, GROUP, 0o770),
         *[(path, "root", "root", 0o644) for path in UNIT_FILES],
     ],
 )
