@@ -201,6 +201,42 @@ def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str
     ).split()
 
 
+def s3_request(
+    host, env_file: str, method: str, path: str, query: dict | None = None, body: str = ""
+) -> dict[str, Any]:
+    """One signed S3 request from an app host, with the keys in env_file
+    (Litestream's environment-file shape), over HTTPS checked against the
+    host's trust store: {status, code (the S3 error code), body}."""
+    out = host.check_output(
+        "python3 -c %s request %s %s %s %s %s %s",
+        _S3_LIST,
+        env_file,
+        STORE["s3_endpoint"],
+        method,
+        path,
+        json.dumps(query or {}),
+        body,
+    )
+    return json.loads(out)
+
+
+def write_s3_env_file(host, path: str, access_key_id: str, secret_access_key: str) -> None:
+    """Keys in Litestream's environment-file shape, root only, on a host."""
+    host.check_output("install -m 0600 /dev/null %s", path)
+    host.check_output(
+        "printf '%%s\\n' %s %s > %s",
+        f"LITESTREAM_ACCESS_KEY_ID='{access_key_id}'",
+        f"LITESTREAM_SECRET_ACCESS_KEY='{secret_access_key}'",
+        path,
+    )
+
+
+def s3_identities(storage) -> dict[str, dict[str, Any]]:
+    """The store's identities by name, as its identities file holds them."""
+    data = json.loads(storage.check_output("cat %s", STORE["s3_identities_file"]))
+    return {identity["name"]: identity for identity in data["identities"]}
+
+
 def sftp_account(name: str) -> str:
     """The SFTP account of an app host (one per client)."""
     return STORE["sftp_accounts"][name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -21,6 +22,7 @@ from conftest import (
     SETTINGS,
     STORE,
     USER,
+    app_name,
     main_pid,
     sftp_account,
     sftp_upload_path,
@@ -237,30 +239,71 @@ def test_each_app_host_has_its_own_key_only_chrooted_sftp_account(storage, apps)
 
 
 @pytest.mark.s3
-def test_s3_store_is_hardened_and_needs_credentials(storage):
-    service = storage.service("seaweedfs.service")
+def test_s3_store_is_hardened_and_needs_credentials(storage, apps):
+    unit = "seaweedfs.service"
+    service = storage.service(unit)
     assert service.is_running and service.is_enabled
-    assert unit_prop(storage, "seaweedfs.service", "User") == "seaweedfs"
-    assert unit_prop(storage, "seaweedfs.service", "ProtectSystem") == "strict"
-    assert unit_prop(storage, "seaweedfs.service", "NoNewPrivileges") == "yes"
-    assert exposure(storage, "seaweedfs.service") <= 1.5
-    identities = storage.file("/etc/seaweedfs/s3.json")
-    assert (identities.user, identities.mode) == ("seaweedfs", 0o600)
-    data = storage.file("/var/lib/seaweedfs")
-    assert (data.user, data.mode) == ("seaweedfs", 0o700)
-    # Nothing listens on all interfaces.
-    listening = storage.check_output("ss -Hltn")
-    assert not re.search(r"(0\.0\.0\.0|\*|\[::\]):\d+", listening), listening
-    # Anonymous requests are refused.
-    anonymous = storage.run(
-        "python3 -c %s %s %s",
-        "import sys, urllib.request, urllib.error, socket\n"
-        "ip = socket.gethostbyname(socket.gethostname())\n"
-        "url = f'http://{ip}:{sys.argv[1]}/{sys.argv[2]}?list-type=2'\n"
+    assert unit_prop(storage, unit, "User") == STORE["s3_user"]
+    assert unit_prop(storage, unit, "ProtectSystem") == "strict"
+    assert unit_prop(storage, unit, "NoNewPrivileges") == "yes"
+    # Its unix sockets (plain HTTP and gRPC) stay in its own /tmp.
+    assert unit_prop(storage, unit, "PrivateTmp") == "yes"
+    assert exposure(storage, unit) <= 1.5
+    # `weed server`, not `weed mini` (which opens its admin, Iceberg and
+    # Lance ports and binds everything to one address); no AWS_* variables
+    # (SeaweedFS makes an admin identity of them).
+    start = unit_prop(storage, unit, "ExecStart")
+    assert " server " in start and " mini " not in start, start
+    assert "AWS_" not in unit_prop(storage, unit, "Environment")
+    identities = storage.file(STORE["s3_identities_file"])
+    assert (identities.user, identities.mode) == (STORE["s3_user"], 0o600)
+    data = storage.file(STORE["s3_data_dir"])
+    assert (data.user, data.mode) == (STORE["s3_user"], 0o700)
+    # The CAs' keys are root's only; the service reads its certificates.
+    pki = storage.file(STORE["s3_pki_dir"])
+    assert (pki.user, pki.mode) == ("root", 0o700)
+    for name in ("s3-ca.key", "grpc-ca.key", "jwt.json"):
+        key = storage.file(f"{STORE['s3_pki_dir']}/{name}")
+        assert (key.user, key.mode) == ("root", 0o600), name
+    for name in ("server.key", "grpc.key"):
+        key = storage.file(f"{STORE['s3_tls_dir']}/{name}")
+        assert (key.user, key.group, key.mode) == ("root", STORE["s3_user"], 0o640), name
+    security = storage.file(f"{STORE['s3_config_dir']}/security.toml")
+    assert (security.user, security.group, security.mode) == ("root", STORE["s3_user"], 0o640)
+    # One identity per app host, each below its own prefix only.
+    bucket = STORE["s3_bucket"]
+    found = json.loads(identities.content_string)["identities"]
+    assert sorted(i["name"] for i in found) == sorted(app_name(a) for a in apps)
+    for identity in found:
+        scope = f"{bucket}/{identity['name']}/*"
+        assert sorted(identity["actions"]) == [f"List:{scope}", f"Read:{scope}", f"Write:{scope}"]
+    keys = [i["credentials"][0]["accessKey"] for i in found]
+    assert len(set(keys)) == len(keys)
+    # Anonymous requests are refused (over HTTPS, checked against the CA
+    # the app hosts trust).
+    anonymous = s3_request_anonymous(apps[0])
+    assert anonymous["status"] == 403, anonymous
+
+
+def s3_request_anonymous(host) -> dict:
+    script = (
+        "import json, sys, urllib.request, urllib.error\n"
         "try:\n"
-        "    urllib.request.urlopen(url, timeout=10)\n"
-        "except urllib.error.HTTPError as e:\n    print(e.code)\n",
-        str(STORE["s3_port"]),
-        STORE["s3_bucket"],
+        "    urllib.request.urlopen(sys.argv[1], timeout=10)\n"
+        "    print(json.dumps({'status': 200}))\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(json.dumps({'status': e.code, 'body': e.read().decode()}))\n"
     )
-    assert anonymous.stdout.strip() in ("401", "403"), anonymous.stdout + anonymous.stderr
+    url = f"{STORE['s3_endpoint']}/{STORE['s3_bucket']}?list-type=2"
+    return json.loads(host.check_output("python3 -c %s %s", script, url))
+
+
+@pytest.mark.s3
+def test_app_hosts_trust_the_s3_stores_ca(apps):
+    # Installed into the system's trust store, which Litestream reads.
+    for host in apps:
+        bundle = host.file("/etc/ssl/certs/ca-certificates.crt").content_string
+        ca = host.file("/usr/local/share/ca-certificates/litestream-replica-ca.crt")
+        assert ca.exists and (ca.user, ca.mode) == ("root", 0o644)
+        assert ca.content_string.strip() in bundle
+        assert "skip-verify" not in host.file(CONFIG).content_string

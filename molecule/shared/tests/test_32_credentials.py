@@ -7,11 +7,19 @@ from __future__ import annotations
 import pytest
 
 from conftest import (
+    ENV_FILE,
     SETTINGS,
     STORE,
     app_name,
+    replica_count,
+    replica_objects,
     run_site,
+    s3_identities,
+    s3_request,
     sftp_account,
+    visit,
+    wait_until,
+    write_s3_env_file,
 )
 
 # A client that is not an app host of the scenario: the "other host" whose
@@ -35,8 +43,8 @@ def sftp(host, key: str, user: str, server: str, commands: str):
     )
 
 
-def storage_deploy(clients: list[str]) -> None:
-    result = run_site({"sftp_storage_clients": clients}, playbook="playbooks/storage.yml")
+def storage_deploy(clients: list[str], kind: str = "sftp") -> None:
+    result = run_site({f"{kind}_storage_clients": clients}, playbook="playbooks/storage.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
@@ -100,3 +108,89 @@ def test_a_hosts_sftp_key_reaches_only_its_own_replica(apps, app, storage):
     storage.run("rm -rf %s/%s", STORE["sftp_root"], other_user)
     # This host still replicates with its own account.
     assert sftp(app, own_key, own_user, server, "ls").rc == 0
+
+
+def refused(answer: dict, *codes: str) -> bool:
+    return answer["status"] == 403 and answer["code"] in (codes or ("AccessDenied",))
+
+
+@pytest.mark.s3
+def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
+    assert len(apps) >= 2, "needs two app hosts (scenario s3)"
+    own, other = apps[:2]
+    mine, theirs = app_name(own), app_name(other)
+    bucket = STORE["s3_bucket"]
+    visit(other)
+    their_keys = wait_until(
+        lambda: [o for o in replica_objects(other, storage, "s3") if o.endswith(".ltx")],
+        timeout=30,
+        what=f"objects of {theirs}",
+    )
+
+    def with_own_keys(method: str, key: str = "", query: dict | None = None, body: str = ""):
+        path = f"/{bucket}/{key}" if key else f"/{bucket}"
+        return s3_request(own, ENV_FILE, method, path, query, body)
+
+    # Everything on the other host's prefix is refused with this host's keys.
+    listed = with_own_keys("GET", query={"list-type": "2", "prefix": f"{theirs}/"})
+    assert refused(listed), listed
+    assert refused(with_own_keys("GET", their_keys[0])), their_keys[0]
+    assert refused(with_own_keys("HEAD", their_keys[0]), "")
+    assert refused(with_own_keys("PUT", f"{theirs}/planted.ltx", body="planted"))
+    assert refused(with_own_keys("DELETE", their_keys[0]))
+    # A listing of the whole bucket (no prefix) shows nothing of the other's.
+    everything = with_own_keys("GET", query={"list-type": "2"})
+    assert refused(everything) and theirs not in everything["body"], everything
+    # Their replica is untouched.
+    assert their_keys[0] in replica_objects(other, storage, "s3")
+    assert f"{theirs}/planted.ltx" not in replica_objects(other, storage, "s3")
+
+    # This host's own prefix works: write, read, list, delete.
+    probe = f"{mine}/probe-{app_name(storage)}.txt"
+    assert with_own_keys("PUT", probe, body="mine")["status"] == 200
+    assert with_own_keys("GET", probe)["body"] == "mine"
+    own_list = with_own_keys("GET", query={"list-type": "2", "prefix": f"{mine}/"})
+    assert own_list["status"] == 200 and f"<Key>{probe}</Key>" in own_list["body"], own_list
+    assert with_own_keys("DELETE", probe)["status"] == 204
+
+
+@pytest.mark.s3
+def test_s3_keys_of_a_removed_client_are_revoked(apps, app, storage):
+    names = [app_name(a) for a in apps]
+    bucket = STORE["s3_bucket"]
+    other_env = "/root/other-host-s3.env"
+    storage_deploy([*names, OTHER], kind="s3")
+    try:
+        # The other client's keys, made on the storage host, work on its own
+        # prefix only.
+        identity = s3_identities(storage)[OTHER]
+        scope = f"{bucket}/{OTHER}/*"
+        assert sorted(identity["actions"]) == sorted(
+            [f"List:{scope}", f"Read:{scope}", f"Write:{scope}"]
+        )
+        (credentials,) = identity["credentials"]
+        write_s3_env_file(app, other_env, credentials["accessKey"], credentials["secretKey"])
+        written = s3_request(app, other_env, "PUT", f"/{bucket}/{OTHER}/replica.ltx", body="x")
+        assert written["status"] == 200, written
+        listed = s3_request(
+            app, other_env, "GET", f"/{bucket}", {"list-type": "2", "prefix": f"{OTHER}/"}
+        )
+        assert f"<Key>{OTHER}/replica.ltx</Key>" in listed["body"], listed
+        theirs = s3_request(
+            app, other_env, "GET", f"/{bucket}", {"list-type": "2", "prefix": f"{names[0]}/"}
+        )
+        assert refused(theirs), theirs
+    finally:
+        # The other client leaves the inventory: the next storage deploy
+        # revokes its identity (a restart: SeaweedFS drops none on a reload).
+        storage_deploy(names, kind="s3")
+    assert OTHER not in s3_identities(storage)
+    revoked = s3_request(
+        app, other_env, "GET", f"/{bucket}", {"list-type": "2", "prefix": f"{OTHER}/"}
+    )
+    assert refused(revoked, "InvalidAccessKeyId"), revoked
+    app.run("rm -f %s", other_env)
+    # The app hosts keep their keys, and replicate with them.
+    assert sorted(s3_identities(storage)) == sorted(names)
+    count = visit(app)
+    wait_until(lambda: replica_count(app) == count, timeout=120, what=f"replica holds {count}")

@@ -61,14 +61,19 @@ WRONG_SECRET = "WrongSecretKey0123456789abcdef"  # noqa: S105 - a deliberately w
     ],
     ids=["wrong-secret", "unknown-bucket"],
 )
-def test_wrong_s3_settings_fail_loudly_and_keep_the_running_config(apps, override, problem):
+def test_wrong_s3_settings_fail_loudly_and_keep_the_running_config(
+    apps, storage, override, problem
+):
     app = apps[0]
     config_before = app.file(CONFIG).sha256sum
     env_before = app.file(ENV_FILE).sha256sum
     before = visit(app)
     # This host's replica, as its user would edit it, with one thing wrong.
     replica = {**deployed_replica(app), **override}
-    result = run_site({"litestream_replica": replica, "ansible_verbosity": 1}, limit=app_name(app))
+    # The storage host stays in --limit: the CA the app host trusts comes
+    # from what it publishes.
+    limit = f"{app_name(app)},{app_name(storage)}"
+    result = run_site({"litestream_replica": replica, "ansible_verbosity": 1}, limit=limit)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "The new Litestream settings were refused" in output
