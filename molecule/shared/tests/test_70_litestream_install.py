@@ -199,32 +199,25 @@ def test_a_tampered_archive_fails_and_keeps_the_installed_binary(app, mirror, tm
     assert app.service(LITESTREAM_UNIT).is_running
 
 
-def test_a_release_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
-    # The mirror's archive and its checksums.txt agree, but the role pins
-    # another sha256 (as when a release is replaced after it was pinned).
+@pytest.mark.parametrize(
+    "pin",
+    [
+        # The mirror's archive and its checksums.txt agree, but the role pins
+        # another sha256 (as when a release is replaced after it was pinned).
+        "litestream_release_sha256",
+        # Archive and checksums.txt agree with the pin, but the binary in it
+        # is not the pinned binary.
+        "litestream_binary_sha256",
+    ],
+)
+def test_an_archive_or_binary_other_than_the_pinned_one_is_refused(app, mirror, tmp_path, pin):
     _, url, pins = mirror
-    other = dict(pins, litestream_release_sha256={OLD: {"x86_64": "0" * 64}})
+    other = dict(pins, **{pin: {OLD: {"x86_64": "0" * 64}}})
     before = app.file(LITESTREAM).sha256sum
     result = run_site(_release_vars(url, OLD, tmp_path / "cache", other), tags="litestream")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "litestream_release_sha256" in output
-    assert f"pins {'0' * 64}" in output
-    assert "refusing to install it" in output
-    assert app.file(LITESTREAM).sha256sum == before
-    assert app.service(LITESTREAM_UNIT).is_running
-
-
-def test_a_binary_other_than_the_pinned_one_is_refused(app, mirror, tmp_path):
-    # Archive and checksums.txt agree with the pin, but the binary in it is
-    # not the pinned binary.
-    _, url, pins = mirror
-    other = dict(pins, litestream_binary_sha256={OLD: {"x86_64": "0" * 64}})
-    before = app.file(LITESTREAM).sha256sum
-    result = run_site(_release_vars(url, OLD, tmp_path / "cache", other), tags="litestream")
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "litestream_binary_sha256" in output
+    assert pin in output
     assert f"pins {'0' * 64}" in output
     assert "refusing to install it" in output
     assert app.file(LITESTREAM).sha256sum == before
