@@ -12,14 +12,16 @@ from conftest import STORE, app_name
 
 pytestmark = pytest.mark.s3
 
-S3_PORT = int(STORE["s3_port"])
+# (Read with defaults: this module is collected, then deselected, in the
+# SFTP scenario too.)
+S3_PORT = int(STORE.get("s3_port", 0))
 # The S3 gateway's gRPC port follows the S3 address (SeaweedFS has no
 # setting to move it): it must refuse whoever has no certificate of the
 # store's internal CA.
 S3_GRPC_PORT = S3_PORT + 10000
 # Master, volume and filer (HTTP and gRPC), and what `weed mini` opened:
 # admin 23646 and its gRPC 33646, Iceberg 8181, Lance 9101.
-CLOSED_PORTS = sorted({*STORE["s3_internal_ports"], 23646, 33646, 8181, 9101})
+CLOSED_PORTS = sorted({*STORE.get("s3_internal_ports", []), 23646, 33646, 8181, 9101})
 
 # From an app host: which ports of the storage host accept a connection.
 _CONNECT = r"""
