@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Run `molecule test` for each scenario:suite given, at the same time (the
-# scenarios have their own hosts and networks; most of a run is waiting on
-# systemd, the store and timeouts, so two overlap well on two cores). Each
-# line is prefixed with its scenario; a summary with each run's result and
-# duration ends the output. Exits non-zero when any run failed.
+# Run `molecule test` for each scenario:suite given: different scenarios at
+# the same time (they have their own hosts and networks; most of a run is
+# waiting on systemd, the store and timeouts, so two overlap well on two
+# cores), the suites of one scenario one after the other (same host names).
+# Each line is prefixed with its scenario; a summary with each run's result
+# and duration ends the output. Exits non-zero when any run failed.
 #
 #   scripts/molecule-matrix.sh default:bookworm s3:trixie
 #   MOLECULE_JOBS=1 scripts/molecule-matrix.sh ...   # one after the other
 #   (extra environment, e.g. COUNTER_DRILLS=long, passes through)
 set -uo pipefail
 
-jobs=${MOLECULE_JOBS:-$#}
+jobs=${MOLECULE_JOBS:-$#}  # at most this many scenarios at once
 molecule=${MOLECULE:-molecule}
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
@@ -20,15 +21,23 @@ run() {
     start=$(date +%s)
     echo "=== molecule test: scenario $scenario on Debian $suite"
     MOLECULE_SUITE=$suite "$molecule" test --scenario-name "$scenario" 2>&1 \
-        | sed -u "s/^/[$scenario] /"
+        | sed -u "s/^/[$scenario:$suite] /"
     rc=${PIPESTATUS[0]}
-    echo "$1 rc=$rc $(( $(date +%s) - start ))s" > "$results/${scenario}"
-    return "$rc"
+    echo "$1 rc=$rc $(( $(date +%s) - start ))s" > "$results/$scenario-$suite"
 }
 
-running=0
+# One job per scenario, running its suites in turn.
+scenarios=()
 for spec in "$@"; do
-    run "$spec" &
+    case " ${scenarios[*]} " in *" ${spec%%:*} "*) ;; *) scenarios+=("${spec%%:*}") ;; esac
+done
+running=0
+for scenario in "${scenarios[@]}"; do
+    (
+        for spec in "$@"; do
+            if [ "${spec%%:*}" = "$scenario" ]; then run "$spec"; fi
+        done
+    ) &
     running=$((running + 1))
     if [ "$running" -ge "$jobs" ]; then
         wait -n || true
@@ -40,7 +49,7 @@ wait || true
 failed=0
 echo "=== molecule runs"
 for spec in "$@"; do
-    line=$(cat "$results/${spec%%:*}" 2>/dev/null || echo "$spec rc=? (no result)")
+    line=$(cat "$results/${spec%%:*}-${spec##*:}" 2>/dev/null || echo "$spec rc=? (no result)")
     echo "  $line"
     case "$line" in *" rc=0 "*) ;; *) failed=1 ;; esac
 done
