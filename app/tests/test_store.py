@@ -1,4 +1,6 @@
 import os
+import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -71,3 +73,134 @@ def test_new_database_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert modes == {"new.db": 0o660, "new.db-wal": 0o660, "new.db-shm": 0o660}
+
+
+def test_concurrent_visits_each_get_their_own_number(store):
+    threads, each = 16, 100
+    numbers: list[int] = []
+    lock = threading.Lock()
+
+    def visit_many():
+        mine = [store.record_visit() for _ in range(each)]
+        with lock:
+            numbers.extend(mine)
+
+    workers = [threading.Thread(target=visit_many) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(numbers) == list(range(1, threads * each + 1))
+    assert store.count() == threads * each
+
+
+def _hold_the_first_flush(store, monkeypatch):
+    """Make the first transaction wait in its flush until released."""
+    entered, release = threading.Event(), threading.Event()
+    flush = store._flush_wal
+
+    def held_flush():
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        flush()
+
+    monkeypatch.setattr(store, "_flush_wal", held_flush)
+    return entered, release
+
+
+def _start_visits(store, n, results):
+    workers = []
+    for _ in range(n):
+
+        def visit():
+            try:
+                results.append(store.record_visit())
+            except Exception as error:  # noqa: BLE001 - the test looks at it
+                results.append(error)
+
+        workers.append(threading.Thread(target=visit))
+        workers[-1].start()
+    return workers
+
+
+def _wait_for(predicate):
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_visits_waiting_during_a_commit_share_the_next_one(store, monkeypatch):
+    commits = []
+    execute = store._conn.execute
+    monkeypatch.setattr(
+        store,
+        "_conn",
+        type(
+            "Conn", (), {"execute": lambda _, sql, *a: (commits.append(a), execute(sql, *a))[1]}
+        )(),
+    )
+    entered, release = _hold_the_first_flush(store, monkeypatch)
+    results: list = []
+    first = _start_visits(store, 1, results)
+    assert entered.wait(10)
+    rest = _start_visits(store, 9, results)
+    _wait_for(lambda: len(store._waiting) == 9)
+    release.set()
+    for worker in first + rest:
+        worker.join(10)
+    assert sorted(results) == list(range(1, 11))
+    # One transaction for the first visit, one for the nine that waited.
+    assert [args[0]["visits"] for args in commits] == [1, 9]
+
+
+def test_a_visit_is_answered_only_after_its_transaction_is_on_disk(store, monkeypatch):
+    entered, release = _hold_the_first_flush(store, monkeypatch)
+    results: list = []
+    workers = _start_visits(store, 1, results)
+    assert entered.wait(10)
+    time.sleep(0.1)
+    assert results == []  # committed, not yet flushed: no answer
+    release.set()
+    workers[0].join(10)
+    assert results == [1]
+
+
+def test_the_log_is_flushed_to_disk_for_each_transaction(db_path, store, monkeypatch):
+    flushed = []
+    fsync = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))
+    )
+    store.record_visit()
+    store.record_visit()
+    assert flushed == [db_path + "-wal"] * 2
+
+
+def test_a_failed_transaction_fails_its_visits_and_the_next_ones_go_on(store, monkeypatch):
+    entered, release = _hold_the_first_flush(store, monkeypatch)
+    results: list = []
+    first = _start_visits(store, 1, results)
+    assert entered.wait(10)
+    execute = store._conn.execute
+    failing = {"on": True}
+
+    def execute_or_fail(sql, *args):
+        if failing["on"] and "INSERT" in sql:
+            failing["on"] = False
+            raise apsw.IOError("disk I/O error")
+        return execute(sql, *args)
+
+    monkeypatch.setattr(
+        store, "_conn", type("Conn", (), {"execute": lambda _, *a: execute_or_fail(*a)})()
+    )
+    rest = _start_visits(store, 3, results)
+    _wait_for(lambda: len(store._waiting) == 3)
+    release.set()
+    for worker in first + rest:
+        worker.join(10)
+    assert results[0] == 1
+    assert all(isinstance(r, apsw.IOError) for r in results[1:])
+    monkeypatch.undo()
+    assert store.record_visit() == 2

@@ -52,7 +52,7 @@ class Config:
             db=env.get("COUNTER_DB", "counter.db"),
             host=env.get("COUNTER_HOST", "127.0.0.1"),
             port=_int(env, "COUNTER_PORT", 8080, 1, 65535),
-            threads=_int(env, "COUNTER_THREADS", 8, 1, 256),
+            threads=_int(env, "COUNTER_THREADS", 32, 1, 256),
             busy_timeout_ms=_int(env, "COUNTER_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
             litestream_socket=env.get("COUNTER_LITESTREAM_SOCKET", ""),
             max_replica_lag=_int(env, "COUNTER_MAX_REPLICA_LAG", 10, 1, 3600),
@@ -113,6 +113,10 @@ def _stop(signum: int, _frame: object) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    # waitress warns of every request that waits for a thread ("Task queue
+    # depth is N"): under load that is a journal line per request, which
+    # costs the server more than the request itself.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         config = Config.from_env(dict(os.environ))
     except ConfigError as error:
