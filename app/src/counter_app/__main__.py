@@ -111,12 +111,16 @@ def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def main() -> int:
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     # waitress warns of every request that waits for a thread ("Task queue
     # depth is N"): under load that is a journal line per request, which
     # costs the server more than the request itself.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def main() -> int:
+    configure_logging()
     try:
         config = Config.from_env(dict(os.environ))
     except ConfigError as error:
