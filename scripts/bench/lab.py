@@ -25,21 +25,29 @@ STORAGE_HOST = "lab-storage"
 BIN = Path(sys.executable).parent
 
 
-def run(args: list[str], *, timeout: float = 600, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+def run(
+    args: list[str], *, timeout: float = 600, check: bool = True, **kwargs
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
     if check and result.returncode != 0:
         said = (result.stdout[-2000:] + result.stderr[-2000:]).strip()
         raise RuntimeError(f"{' '.join(args[:6])}... exited {result.returncode}: {said}")
     return result
 
 
-def sh(host: str, script: str, *, timeout: float = 600, check: bool = True, stdin: str | None = None) -> str:
+def sh(
+    host: str, script: str, *, timeout: float = 600, check: bool = True, stdin: str | None = None
+) -> str:
     """Run a shell script on a lab host as root; its stdout."""
     args = ["docker", "exec", *(["-i"] if stdin is not None else []), host, "sh", "-c", script]
     return run(args, timeout=timeout, check=check, input=stdin).stdout
 
 
-def py(host: str, code: str, *args: str, python: str = "/usr/bin/python3", timeout: float = 600) -> str:
+def py(
+    host: str, code: str, *args: str, python: str = "/usr/bin/python3", timeout: float = 600
+) -> str:
     """Run Python code on a lab host as root (code on stdin); its stdout."""
     return run(
         ["docker", "exec", "-i", host, python, "-", *args], input=code, timeout=timeout
@@ -124,7 +132,17 @@ def visit(host: str, port: int, path: str = "/") -> tuple[int, str]:
     """One request over the host's loopback: (status, body)."""
     out = in_netns(
         host,
-        ["curl", "-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", f"http://127.0.0.1:{port}{path}"],
+        [
+            "curl",
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            f"http://127.0.0.1:{port}{path}",
+        ],
         check=False,
     ).stdout
     body, _, status = out.rpartition("\n")
@@ -138,7 +156,9 @@ def count_of(body: str) -> int:
     return int(found.group(1))
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition") -> float:
+def wait_until(
+    predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> float:
     """Poll until predicate() is true; seconds waited."""
     start = time.monotonic()
     while True:
