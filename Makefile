@@ -22,12 +22,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit lock molecule drills down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit lock molecule drills bench down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
 	@echo "make test    set up, lint, unit tests, molecule test (each scenario once; what CI runs)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
+	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md, .json, .png"
 	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"
 	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
@@ -104,6 +105,16 @@ drills: setup
 	scripts/lab-stop-drill.sh
 
 test: lint unit molecule
+
+# The figures of docs/bench.md (and .json, .png) on the lab `make demo` made:
+# the counter vs a bare waitress hello (wrk, from Debian), replication lag,
+# restore, recovery, deploy times, memory. BENCH_ARGS: --quick, --only, --skip.
+bench: venv docker
+	@command -v wrk >/dev/null || { echo "installing wrk from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@docker inspect -f '{{.State.Running}}' lab-app1 2>/dev/null | grep -qx true || { \
+	  echo "make bench measures the lab: bring it up first with make demo"; exit 2; }
+	$(BIN)/python scripts/bench $(BENCH_ARGS)
 
 stop: venv
 	$(LAB) -e lab_state=stopped

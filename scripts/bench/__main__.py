@@ -1,0 +1,90 @@
+"""make bench: the counter's figures on the lab, in one run.
+
+    .venv/bin/python scripts/bench [--quick] [--only SECTION,...] [--skip SECTION,...]
+
+Sections: memory, http, recovery, replication, restore, deploy, cold (cold:
+`make down` + `make demo`, last). Prints a table, writes docs/bench.json,
+docs/bench.md and docs/bench.png. Needs the lab up (`make demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import deploy
+import lab
+import recovery
+import replication
+import report
+import restore
+import throughput
+
+SECTIONS = ("memory", "http", "recovery", "replication", "restore", "deploy", "cold")
+OUT = lab.ROOT / "docs"
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo if x.startswith("model name")), "?")
+    mem = next(int(x.split()[1]) for x in meminfo if x.startswith("MemTotal"))
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem / 2**20, 1),
+        "kernel": platform.release(),
+        "docker": lab.run(["docker", "version", "-f", "{{.Server.Version}}"]).stdout.strip(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs (a smoke test, not figures)"
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--skip", default="")
+    args = parser.parse_args()
+    wanted = [s for s in args.only.split(",") if s and s not in args.skip.split(",")]
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    settings = lab.read_settings()
+    results: dict = {"machine": machine(), "replica": settings.replica_type, "quick": args.quick}
+    steps = {
+        "memory": lambda: recovery.memory(settings),
+        "http": lambda: throughput.measure(
+            settings, seconds=3 if args.quick else 10, warmup=1 if args.quick else 3
+        ),
+        "recovery": lambda: recovery.measure(settings, times=1 if args.quick else 3),
+        "replication": lambda: replication.measure(settings),
+        "restore": lambda: restore.measure(settings),
+        "deploy": lambda: deploy.measure(settings),
+        "cold": lambda: deploy.cold(settings),
+    }
+    for name in SECTIONS:
+        if name not in wanted:
+            continue
+        print(f"bench: {name} ...", flush=True)
+        start = time.monotonic()
+        results[name] = steps[name]()
+        results.setdefault("section_seconds", {})[name] = round(time.monotonic() - start)
+        OUT.mkdir(exist_ok=True)
+        (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = report.markdown(results)
+    (OUT / "bench.md").write_text(table)
+    report.plot(results, OUT / "bench.png")
+    print(table)
+    print(f"bench: wrote {OUT / 'bench.json'}, {OUT / 'bench.md'}, {OUT / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
