@@ -56,13 +56,15 @@ def test_units_run_as_their_own_accounts(app, unit, user, group):
 
 @pytest.mark.parametrize(
     ("unit", "restart_sec"),
-    [(LITESTREAM_UNIT, f"{SETTINGS['litestream_restart_sec']}s"), (APP_UNIT, "1s")],
+    [(LITESTREAM_UNIT, float(SETTINGS["litestream_restart_sec"])), (APP_UNIT, 1.0)],
 )
 def test_units_restart_always_with_no_start_limit(app, unit, restart_sec):
     # A start limit would leave a unit failed for good after a burst of exits
     # (systemd's default is 5 starts in 10 s).
     assert unit_prop(app, unit, "Restart") == "always"
-    assert unit_prop(app, unit, "RestartUSec") == restart_sec
+    restart = unit_prop(app, unit, "RestartUSec")  # e.g. 100ms, 1s
+    value, scale = re.fullmatch(r"([\d.]+)(ms|s)", restart).groups()
+    assert float(value) * (0.001 if scale == "ms" else 1) == pytest.approx(restart_sec)
     assert unit_prop(app, unit, "StartLimitIntervalUSec") == "0"
 
 

@@ -247,3 +247,28 @@ def test_settings_file_is_what_main_reads(world, monkeypatch, tmp_path):
     assert guard_module.main(["litestream-guard", "start"]) == guard_module.EXIT_REFUSED
     assert guard_module.main(["litestream-guard", "nonsense"]) == 2
     assert os.access(GUARD, os.X_OK)
+
+
+def test_a_crash_is_restarted_at_once_and_a_loop_backs_off(world, monkeypatch):
+    clock = {"now": 1_000_000.0}
+    waits: list[float] = []
+    monkeypatch.setattr(guard_module.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(guard_module.time, "sleep", lambda s: waits.append(s))
+    world.settings["restart_max"] = 1
+    guard = world.guard()
+    guard.back_off()  # the first start
+    for _ in range(5):  # starts that come one after the other
+        clock["now"] += 2
+        guard.back_off()
+    assert waits == [0.0, 0.2, 0.4, 0.8, 1.0, 1.0]
+    clock["now"] += guard_module.QUICK_RESTART + 1  # after a good run: at once again
+    guard.back_off()
+    assert waits[-1] == 0.0
+
+
+def test_an_unreadable_start_record_means_no_wait(world, monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr(guard_module.time, "sleep", lambda s: waits.append(s))
+    (world.state / "starts.json").write_text("{not json")
+    world.guard().back_off()
+    assert waits == [0.0]
