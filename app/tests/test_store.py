@@ -169,9 +169,11 @@ def test_a_visit_is_answered_only_after_its_transaction_is_on_disk(store, monkey
 
 def test_the_log_is_flushed_to_disk_for_each_transaction(db_path, store, monkeypatch):
     flushed = []
-    fsync = os.fsync
+    fdatasync = os.fdatasync
     monkeypatch.setattr(
-        os, "fsync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))
+        os,
+        "fdatasync",
+        lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), fdatasync(fd)),
     )
     store.record_visit()
     store.record_visit()

@@ -112,7 +112,7 @@ class Hello:
         return self
 
     def stop(self) -> None:
-        lab.sh(self.host, f"pkill -f '{MARK}' || true")
+        lab.sh(self.host, f"pkill -f '[{MARK[0]}]{MARK[1:]}' || true")  # not itself
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -165,7 +165,7 @@ class VisitStore:
         # this connection is open (truncated and reused, same file).
         if self._wal_fd is None:
             self._wal_fd = os.open(self._path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
-        os.fsync(self._wal_fd)
+        os.fdatasync(self._wal_fd)  # what SQLite itself uses to sync on Linux
 
     def count(self) -> int:
         """The current total, without counting."""
