@@ -401,7 +401,10 @@ def point(host: str, settings: lab.Settings, watch_cmd: list[str], rate: int) ->
         code = lab.host_program(load, call="import sys\nload(*sys.argv[1:])")
         connections = min(32, max(2, rate // 10))
         args = [sys.executable, "-c", code, str(settings.port), str(rate), str(DURATION_S)]
-        out = lab.in_netns(host, [*args, str(connections)], timeout=DURATION_S * 4).stdout
+        try:
+            out = lab.in_netns(host, [*args, str(connections)], timeout=DURATION_S * 4).stdout
+        except RuntimeError as error:  # the app restarted (a deploy?), or refused
+            raise Interrupted(f"the load failed: {str(error)[-300:]}") from None
         acks = json.loads(out)
         proc.stdin.write(f"{max(n for _, n in acks)}\n")
         proc.stdin.flush()
@@ -453,6 +456,7 @@ def measure(settings: lab.Settings) -> dict:
     try:
         for sync, monitor in SETTINGS:
             for rate in RATES:
+                last_error = None
                 for _attempt in range(ATTEMPTS):
                     # From the deployed configuration as it is now (a deploy
                     # may change it meanwhile).
@@ -465,9 +469,10 @@ def measure(settings: lab.Settings) -> dict:
                         break
                     except Interrupted as error:
                         print(f"{error}; again in 10 s", file=sys.stderr, flush=True)
+                        last_error = error
                         time.sleep(10)
                 else:
-                    raise RuntimeError(f"{ATTEMPTS} runs at {rate} writes/s interrupted")
+                    raise RuntimeError(f"{ATTEMPTS} runs at {rate} writes/s: {last_error}")
                 default = sync is None and monitor is None
                 rows.append({"sync_interval": label, "default": default} | row)
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
