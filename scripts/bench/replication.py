@@ -18,9 +18,14 @@ replica `sync-interval` and database `monitor-interval`), named by a runtime
 drop-in that replaces the unit's ExecStart: the deployed /etc/litestream.yml
 stays as Ansible wrote it, so a deploy running meanwhile finds nothing to
 change. Afterwards the drop-in and the file go, Litestream is restarted and
-/healthz must answer 200. Store
-requests are Litestream's own counter `litestream_replica_operation_total`
-(PUT, GET, DELETE; 0.5.17 does not count LIST) over the run (see per_hour).
+/healthz must answer 200. Store requests: Litestream's own counter
+`litestream_replica_operation_total` over the run (see per_hour).
+
+Under a steady load Litestream turns the WAL into an LTX file every
+`monitor-interval` and uploads at its `sync-interval` ticks, two 1 s tickers
+by default whose phase is set at each start: with the defaults a write waits
+up to 1 s for the first and then a fixed 0-1 s for the second, so p99 is
+between 1 and 2 s and differs from one start of Litestream to the next.
 
     .venv/bin/python scripts/bench/replication.py   # this section alone, JSON
 """
@@ -55,15 +60,12 @@ ATTEMPTS = 3  # runs of a point, when a deploy restarts Litestream under it
 BENCH_CONFIG = "/run/litestream-bench.yml"
 
 METHOD = (
-    "Each answered GET / (time, visit number; paced load over the app host's loopback) is "
-    "matched to the first new L0 LTX file seen in the replica whose copy of the visits row "
-    "(decoded from the file's page) holds a count at least that number; the store is read on "
-    "its side (SFTP: the storage host's file system polled every 10 ms; S3: ListObjectsV2 and "
-    "GET with the host's keys). Store requests per hour: Litestream's own count "
-    "(litestream_replica_operation_total) of PUTs and GETs during the run and its drain, scaled "
-    "to an hour, plus one DELETE per PUT (steady state: every file put is deleted once by "
-    "retention or compaction); LISTs are not counted by Litestream 0.5.17, and S3 deletes are "
-    "batched (DeleteObjects), so fewer requests than objects."
+    "Each answered GET / (its time and visit number, paced load on the app host's loopback) is "
+    "matched to the first new L0 LTX file seen on the store (SFTP: its file system polled every "
+    "10 ms; S3: ListObjectsV2 and GET with the host's keys) whose visits page, decoded, holds a "
+    "count at least that number. Store requests per hour: Litestream's own PUT and GET counts "
+    "(litestream_replica_operation_total) over the run, scaled, plus one DELETE per PUT (every "
+    "file is deleted once in a steady state); Litestream 0.5.17 does not count LISTs."
 )
 
 
@@ -471,6 +473,7 @@ def measure(settings: lab.Settings) -> dict:
                         print(f"{error}; again in 10 s", file=sys.stderr, flush=True)
                         last_error = error
                         time.sleep(10)
+                        lab.host_pid.cache_clear()  # the host may have been made anew
                 else:
                     raise RuntimeError(f"{ATTEMPTS} runs at {rate} writes/s: {last_error}")
                 default = sync is None and monitor is None
