@@ -123,12 +123,6 @@ def host_json(host: str, *functions, call: str, args: list[str], python: str = "
     return json.loads(lab.py(host, code, *args, python=python))
 
 
-def litestream(settings: lab.Settings, config: str, *args: str) -> str:
-    return json.dumps(
-        [settings.raw["litestream_binary_path"], *args[:1], "-config", config, *args[1:]]
-    )
-
-
 class Scratch:
     """The scratch database, its replica settings and its place on the store."""
 
@@ -144,9 +138,16 @@ class Scratch:
         text = yaml.safe_dump(config)
         lab.sh(self.host, f"mkdir -p {SCRATCH} && umask 077 && cat > {self.config}", stdin=text)
 
-    def run(self, *args: str) -> dict:
-        command = litestream(self.settings, self.config, *args)
-        return host_json(self.host, timed, call="timed", args=[self.env_file, command])
+    def timed(self, command: list[str]) -> dict:
+        """Run a command on the host with the replica credentials: its
+        wall time ("seconds") and "stdout"."""
+        args = [self.env_file, json.dumps(command)]
+        return host_json(self.host, timed, call="timed", args=args)
+
+    def litestream(self, *args: str) -> dict:
+        """`litestream COMMAND -config SCRATCH_CONFIG ARGS...`, timed."""
+        binary = self.settings.raw["litestream_binary_path"]
+        return self.timed([binary, args[0], "-config", self.config, *args[1:]])
 
     def raw_download(self, plan: list[dict], dest: str) -> float:
         lab.sh(self.host, f"mkdir -p {dest}")
@@ -178,9 +179,7 @@ class Scratch:
         command = ["sftp", "-q", "-b", f"{SCRATCH}/batch", "-i", r["key-path"], "-P", port]
         command += [x for option in options for x in ("-o", option)]
         command.append(f"{r['user']}@{host}")
-        return host_json(self.host, timed, call="timed", args=[self.env_file, json.dumps(command)])[
-            "seconds"
-        ]
+        return self.timed(command)["seconds"]
 
     def clean_store(self) -> None:
         r = self.replica
@@ -211,16 +210,13 @@ def one_size(scratch: Scratch, mib: int, mode: str) -> dict:
     scratch.write_config()
     code = lab.host_program(make_db, call="import sys\nmake_db(*sys.argv[1:])")
     db_bytes = int(lab.py(host, code, scratch.db, str(mib), python=settings.venv_python))
-    scratch.run("replicate", "-once")
+    scratch.litestream("replicate", "-once")  # returns once the replica holds it all
     lab.sh(host, f"rm -rf {SCRATCH}/.scratch.db-litestream")  # local LTX copy, not needed
     restored = f"{SCRATCH}/restored.db"
-    plan = json.loads(
-        scratch.run("restore", "-dry-run", "-json", "-o", restored, scratch.db)["stdout"]
-    )
-    files = plan["files"]
-    restore_s = scratch.run("restore", "-integrity-check", mode, "-o", restored, scratch.db)[
-        "seconds"
-    ]
+    plan = scratch.litestream("restore", "-dry-run", "-json", "-o", restored, scratch.db)
+    files = json.loads(plan["stdout"])["files"]
+    restore = scratch.litestream("restore", "-integrity-check", mode, "-o", restored, scratch.db)
+    restore_s = restore["seconds"]
     raw_s = scratch.raw_download(files, f"{SCRATCH}/raw")
     lab.sh(host, f"rm -rf {SCRATCH}/raw {restored} {scratch.db}*")
     scratch.clean_store()
