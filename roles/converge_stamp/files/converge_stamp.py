@@ -3,7 +3,9 @@
 #    "trees": [...], "users": [...], "groups": [...], "group_members": [...],
 #    "packages": [...], "rules": [{"path", "owner", "group", "mode"}]}
 # It reads what a role manages on this host (see the role's README) and
-# prints {"state": DIGEST, "stamp": {...} | null}; "record" also writes the
+# prints {"state": DIGEST, "stamp": {...} | null, "units": {UNIT: {...}}};
+# "units" (a list in the JSON argument) are read with systemctl show, apart
+# from the digest. "record" also writes the
 # stamp {"inputs": DIGEST, "state": DIGEST} (root only), after a converge.
 import grp
 import hashlib
@@ -125,6 +127,25 @@ state = {
     "rules": [rule_holds(r) for r in spec.get("rules", [])],
 }
 digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+# The units' live state, apart from the digest: the role starts or enables a
+# unit only when it is not as wanted.
+units = {}
+if spec.get("units"):
+    shown = subprocess.run(
+        [
+            "/usr/bin/systemctl",
+            "show",
+            "--property=Id,UnitFileState,ActiveState,NeedDaemonReload",
+            *spec["units"],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for block in shown.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            units[props["Id"]] = props
 stamp = None
 try:
     with open(spec["stamp"]) as f:
@@ -138,4 +159,4 @@ if spec["mode"] == "record":
     with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(stamp, f)
     os.replace(part, spec["stamp"])
-print(json.dumps({"state": digest, "stamp": stamp}))
+print(json.dumps({"state": digest, "stamp": stamp, "units": units}))
