@@ -1,12 +1,13 @@
 # Run on the host by `python3 -c` (one round trip), with one JSON argument:
-#   {"mode": "check"|"record", "stamp": FILE, "inputs": DIGEST, "paths": [...],
-#    "trees": [...], "users": [...], "groups": [...], "group_members": [...],
-#    "packages": [...], "rules": [{"path", "owner", "group", "mode"}]}
-# It reads what a role manages on this host (see the role's README) and
-# prints {"state": DIGEST, "stamp": {...} | null, "units": {UNIT: {...}}};
-# "units" (a list in the JSON argument) are read with systemctl show, apart
-# from the digest. "record" also writes the
-# stamp {"inputs": DIGEST, "state": DIGEST} (root only), after a converge.
+#   {"mode": "check"|"record", "units": [UNIT, ...], "stamps": [{"name",
+#    "stamp": FILE, "inputs": DIGEST, "paths", "trees", "users", "groups",
+#    "group_members", "packages", "rules": [{"path", "owner", "group", "mode"}]}]}
+# For each stamp it reads what it covers on this host and prints
+# {"stamps": {NAME: {"state": DIGEST, "stamp": {...} | null}},
+#  "units": {UNIT: {...}} (systemctl show, apart from the digests),
+#  "installed": [PACKAGE, ...] (those of "packages" dpkg has installed)}.
+# "record" also writes each stamp {"inputs": DIGEST, "state": DIGEST} (root
+# only), after a complete run.
 import grp
 import hashlib
 import json
@@ -115,19 +116,42 @@ def packages(names):
     return done.stdout
 
 
-state = {
-    "paths": {p: entry(p, True) for p in spec.get("paths", [])},
-    "trees": {t: tree(t) for t in spec.get("trees", [])},
-    "users": lines("/etc/passwd", spec.get("users", []))
-    + lines("/etc/shadow", spec.get("users", [])),
-    "groups": lines("/etc/group", spec.get("groups", []))
-    + lines("/etc/gshadow", spec.get("groups", [])),
-    "members": members(spec.get("group_members", [])),
-    "packages": packages(spec.get("packages", [])),
-    "rules": [rule_holds(r) for r in spec.get("rules", [])],
-}
-digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-# The units' live state, apart from the digest: the role starts or enables a
+def probe(part):
+    """The digest of the state one stamp covers, its stamp file, the packages installed."""
+    state = {
+        "paths": {p: entry(p, True) for p in part.get("paths", [])},
+        "trees": {t: tree(t) for t in part.get("trees", [])},
+        "users": lines("/etc/passwd", part.get("users", []))
+        + lines("/etc/shadow", part.get("users", [])),
+        "groups": lines("/etc/group", part.get("groups", []))
+        + lines("/etc/gshadow", part.get("groups", [])),
+        "members": members(part.get("group_members", [])),
+        "packages": packages(part.get("packages", [])),
+        "rules": [rule_holds(r) for r in part.get("rules", [])],
+    }
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+    stamp = None
+    try:
+        with open(part["stamp"]) as f:
+            stamp = json.load(f)
+    except (FileNotFoundError, ValueError):
+        pass
+    if spec["mode"] == "record":
+        stamp = {"inputs": part["inputs"], "state": digest}
+        os.makedirs(os.path.dirname(part["stamp"]), mode=0o700, exist_ok=True)
+        tmp = part["stamp"] + ".part"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(stamp, f)
+        os.replace(tmp, part["stamp"])
+    installed = [
+        line.split()[0]
+        for line in state["packages"].splitlines()
+        if " install ok installed " in line
+    ]
+    return {"state": digest, "stamp": stamp}, installed
+
+
+# The units' live state, apart from the digests: the role starts or enables a
 # unit only when it is not as wanted.
 units = {}
 if spec.get("units"):
@@ -146,17 +170,8 @@ if spec.get("units"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Id"):
             units[props["Id"]] = props
-stamp = None
-try:
-    with open(spec["stamp"]) as f:
-        stamp = json.load(f)
-except (FileNotFoundError, ValueError):
-    pass
-if spec["mode"] == "record":
-    stamp = {"inputs": spec["inputs"], "state": digest}
-    os.makedirs(os.path.dirname(spec["stamp"]), mode=0o700, exist_ok=True)
-    part = spec["stamp"] + ".part"
-    with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        json.dump(stamp, f)
-    os.replace(part, spec["stamp"])
-print(json.dumps({"state": digest, "stamp": stamp, "units": units}))
+out = {"stamps": {}, "units": units, "installed": []}
+for part in spec["stamps"]:
+    out["stamps"][part["name"]], installed = probe(part)
+    out["installed"] += installed
+print(json.dumps(out))
