@@ -71,8 +71,11 @@ def mode_after(mode, symbolic, is_dir):
 
 
 def rule_holds(rule):
-    uid = pwd.getpwnam(rule["owner"]).pw_uid if rule.get("owner") else None
-    gid = grp.getgrnam(rule["group"]).gr_gid if rule.get("group") else None
+    try:
+        uid = pwd.getpwnam(rule["owner"]).pw_uid if rule.get("owner") else None
+        gid = grp.getgrnam(rule["group"]).gr_gid if rule.get("group") else None
+    except KeyError:  # no such account (yet): the rule does not hold
+        return False
     if not os.path.isdir(rule["path"]):
         return False
     for root, dirs, files in os.walk(rule["path"]):
