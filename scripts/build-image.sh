@@ -21,9 +21,10 @@ if ! command -v debootstrap >/dev/null 2>&1; then
 fi
 
 # What every test host has before Ansible runs: systemd as PID 1, Python for
-# Ansible (python3-apt for its apt module), venv for the app, the SSH tools
-# the SFTP replica needs, and the tools testinfra uses (ps, ss).
-packages=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,ca-certificates,openssh-client,openssh-server,procps,iproute2,sqlite3,netbase
+# Ansible (python3-apt for its apt module), venv for the app (and packaging,
+# for Ansible's pip module), the SSH tools the SFTP replica needs, and the
+# tools testinfra uses (ps, ss).
+packages=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,python3-packaging,ca-certificates,openssh-client,openssh-server,procps,iproute2,sqlite3,netbase
 
 rootfs=$(mktemp -d /var/tmp/counter-lab-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
