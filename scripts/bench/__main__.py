@@ -50,7 +50,16 @@ def main() -> int:
     )
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--skip", default="")
+    parser.add_argument(
+        "--report-only", action="store_true", help="table and plot from docs/bench.json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((OUT / "bench.json").read_text())
+        (OUT / "bench.md").write_text(report.markdown(results))
+        report.plot(results, OUT / "bench.png")
+        print(report.markdown(results))
+        return 0
     wanted = [s for s in args.only.split(",") if s and s not in args.skip.split(",")]
     unknown = set(wanted) - set(SECTIONS)
     if unknown:

@@ -34,11 +34,18 @@ def site(replica: str, extra: dict | None = None) -> dict:
         "-e",
         json.dumps({"lab_replica": replica, **(extra or {})}),
     ]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(lab.ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(lab.ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",  # `make` exports 1
+    )
     start = time.monotonic()
-    out = lab.run(args, env=env, cwd=lab.ROOT, timeout=1800).stdout
+    out = re.sub(r"\x1b\[[0-9;]*m", "", lab.run(args, env=env, cwd=lab.ROOT, timeout=1800).stdout)
     seconds = round(time.monotonic() - start, 1)
     recap = _recap(out)
+    if not recap:
+        raise RuntimeError(f"no PLAY RECAP in the output of site.yml: {out[-1000:]}")
     return {
         "seconds": seconds,
         "changed": sum(r.get("changed", 0) for r in recap.values()),

@@ -334,10 +334,9 @@ def bench_config(original: str, sync: str | None, monitor: str | None) -> tuple[
     config["addr"] = METRICS_ADDR
     db = config["dbs"][0]
     db["replica"]["sync-interval"] = sync or db["replica"].get("sync-interval", "1s")
-    label = db["replica"]["sync-interval"]
     if monitor:
         db["monitor-interval"] = monitor
-        label += f", monitor-interval {monitor}"
+    label = f"sync {db['replica']['sync-interval']}, monitor {db.get('monitor-interval', '1s')}"
     text = "# bench: temporary (scripts/bench/replication.py)\n" + yaml.safe_dump(config)
     return text, label
 
