@@ -8,7 +8,9 @@
 #
 #   scripts/molecule-matrix.sh default:bookworm s3:trixie
 #   MOLECULE_JOBS=1 scripts/molecule-matrix.sh ...   # one after the other
-#   (extra environment, e.g. COUNTER_DRILLS=long, passes through)
+#   (extra environment, e.g. COUNTER_DRILLS=long, passes through;
+#   MOLECULE_HOST_PREFIX=x names the hosts x-app1... instead of molecule-app1...,
+#   so that two checkouts can run the same scenario at once)
 set -uo pipefail
 
 jobs=${MOLECULE_JOBS:-$#}  # at most this many scenarios at once
