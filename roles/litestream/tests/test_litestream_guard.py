@@ -9,6 +9,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -47,7 +48,8 @@ restore)
         for last; do :; done
         out=$last
         case "$*" in *" -o "*) out=$(echo "$*" | sed 's/.* -o \([^ ]*\) .*/\1/');; esac
-        echo restored > "$out"
+        if [ -e "$here/restore_source" ]; then cp "$here/restore_source" "$out"
+        else echo restored > "$out"; fi
     else
         echo 'level=INFO msg="no matching backups found"' >&2
     fi
@@ -272,3 +274,84 @@ def test_an_unreadable_start_record_means_no_wait(world, monkeypatch):
     (world.state / "starts.json").write_text("{not json")
     world.guard().back_off()
     assert waits == [0.0]
+
+
+# -- the scheduled restore drill -------------------------------------------
+
+
+def counter_db(path: Path, count: int) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS visits (id INTEGER PRIMARY KEY, count INTEGER)")
+    conn.execute("INSERT OR REPLACE INTO visits VALUES (1, ?)", (count,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def drill(world, monkeypatch, tmp_path):
+    workdir = tmp_path / "drill"
+    workdir.mkdir()
+    world.settings["drill"] = {
+        "dir": str(workdir),
+        "result": str(workdir / "result.json"),
+        "probe": "SELECT count FROM visits WHERE id = 1",
+        "timeout": 5,
+        "heartbeat_url": "",
+    }
+    counter_db(world.db, 5)
+    world.replica(1, 7)
+    world.flag("restorable")
+    counter_db(world.bin / "restore_source", 5)
+    position = {"txid": 7, "replicated_txid": 7}
+    monkeypatch.setattr(
+        guard_module.Guard, "socket_request", lambda self, *args, **kwargs: dict(position)
+    )
+    world.position = position
+    return workdir
+
+
+def drill_result(world, workdir: Path, passes: bool) -> dict:
+    if passes:
+        world.guard().restore_drill()
+    else:
+        with pytest.raises(guard_module.Refused):
+            world.guard().restore_drill()
+    result = json.loads((workdir / "result.json").read_text())
+    assert result["ok"] is passes
+    assert sorted(p.name for p in workdir.iterdir()) == ["result.json"], "scratch removed"
+    return result
+
+
+def test_a_restore_drill_that_restores_what_the_live_database_holds_passes(world, drill):
+    result = drill_result(world, drill, passes=True)
+    assert result["replica_txid"] == 7
+    assert result["restored_count"] == 5 and result["live_count"] == 5
+    assert result["error"] == "" and result["duration_seconds"] >= 0
+    assert oct(os.stat(drill / "result.json").st_mode & 0o777) == "0o640"
+
+
+def test_a_replica_that_does_not_restore_fails_the_drill(world, drill):
+    world.flag("restorable", False)
+    assert "did not restore" in drill_result(world, drill, passes=False)["error"]
+
+
+def test_a_replica_behind_what_was_live_fails_the_drill(world, drill):
+    counter_db(world.bin / "restore_source", 3)
+    error = drill_result(world, drill, passes=False)["error"]
+    assert "says 3 where the live database said 5" in error
+
+
+def test_writes_the_replica_has_not_confirmed_fail_the_drill(world, drill):
+    world.position.update(txid=9, replicated_txid=8)
+    assert "replica holds TXID 8" in drill_result(world, drill, passes=False)["error"]
+
+
+def test_a_damaged_restored_file_fails_the_drill(world, drill):
+    (world.bin / "restore_source").write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    assert drill_result(world, drill, passes=False)["error"]
+
+
+def test_an_unreachable_store_fails_the_drill(world, drill):
+    world.flag("unreachable")
+    assert drill_result(world, drill, passes=False)["error"]
