@@ -27,7 +27,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit lock molecule drills bench down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit lock molecule drills bench status down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
@@ -35,6 +35,7 @@ help:
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
 	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md, .json, .png"
 	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
+	@echo "make status [INVENTORY=...]   where each app host stands: units, count, positions, readiness, last restore drill"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"
 	@echo "make down    remove the lab hosts, keep the replica (next demo restores)"
 	@echo "make logs [HOST=lab-app1]    journal of litestream and counter (sshd on lab-storage)"
@@ -75,8 +76,8 @@ demo: venv image-$(LAB_SUITE)
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
-	$(BIN)/ruff format --check app molecule scripts roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff check app molecule scripts playbooks roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff format --check app molecule scripts playbooks roles/litestream/files/litestream-guard roles/litestream/tests
 	scripts/check-argument-specs.py
 	scripts/role-docs.py --check
 
@@ -133,6 +134,12 @@ start: venv docker
 
 down: venv docker
 	$(LAB) -e lab_state=absent
+
+# Where each app host stands, one table (playbooks/status.yml); INVENTORY
+# to read another inventory than the lab's.
+INVENTORY ?= inventory/lab
+status: venv
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
 logs: docker
 	@if [ "$(HOST)" = lab-storage ]; then units="-u ssh -u seaweedfs"; else units="-u litestream -u counter"; fi; \

@@ -1,0 +1,37 @@
+"""`make status` (playbooks/status.yml): one table, a row per app host, read
+at a glance; it changes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import app_name, recap_changed, run_site, visit
+
+
+def status_table(output: str) -> str:
+    """The table as the debug task printed it (JSON result format)."""
+    match = re.search(r'"msg": ("(?:[^"\\]|\\.)*")', output)
+    assert match, output[-2000:]
+    return json.loads(match.group(1))
+
+
+def test_status_shows_each_host_where_it_stands(apps):
+    for host in apps:
+        visit(host)
+    result = run_site({}, playbook="playbooks/status.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert all(n == 0 for n in recap_changed(result.stdout).values()), "it changes nothing"
+    table = status_table(result.stdout)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["host", "litestream", "app"]
+    for host in apps:
+        (row,) = [line for line in lines if line.startswith(app_name(host) + " ")]
+        cells = row.split()
+        assert cells[1:3] == ["active", "active"], row
+        count = int(cells[4])
+        assert count >= 1
+        local, replica, confirmed = (int(c) for c in cells[5:8])
+        assert confirmed <= local and replica >= 1, row
+        assert "yes" in row and "reachable" in row, row
+    assert "every host: units active, ready, replica confirmed, store reachable" in table

@@ -1,0 +1,102 @@
+"""status_table: the rows of playbooks/status.yml as a table a person reads
+at a glance (one line per host, then the reasons of what is not well)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+COLUMNS = [
+    "host",
+    "litestream",
+    "app",
+    "drill timer",
+    "count",
+    "local txid",
+    "replica txid",
+    "confirmed",
+    "ready",
+    "last drill",
+    "store",
+]
+
+
+def _age(unix: float) -> str:
+    seconds = max(0, time.time() - unix)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
+    units = report.get("units", {})
+    guard = report.get("guard", {})
+    ready = report.get("readiness", {})
+    notes: list[str] = []
+    litestream_state = guard.get("litestream", {})
+    drill = guard.get("restore_drill")
+    if drill is None:
+        last = "none yet"
+    else:
+        when = _age(drill["finished_unix"]) if drill.get("finished_unix") else "?"
+        last = f"{'ok' if drill.get('ok') else 'FAILED'} {when}"
+        if not drill.get("ok"):
+            notes.append(f"last restore drill failed: {drill.get('error', '')}")
+    replica = guard.get("replica_txid", "?")
+    store = {True: "reachable", False: "UNREACHABLE"}.get(guard.get("store_reachable"), "?")
+    if guard.get("store_reachable") is False:
+        notes.append(f"store: {replica}")
+        replica = "?"
+    if "error" in guard:
+        notes.append(f"litestream-guard: {guard['error']}")
+    if "error" in litestream_state:
+        notes.append(f"Litestream's control socket: {litestream_state['error']}")
+    status = ready.get("status", 0)
+    if status != 200:
+        notes.append(f"readiness: {ready.get('body', '')}")
+    row = [
+        host,
+        units.get("litestream.service", "?"),
+        units.get("counter.service", "?"),
+        units.get("litestream-restore-drill.timer", "?"),
+        str(guard.get("probe", "?")),
+        str(guard.get("local_txid", "?")),
+        str(replica),
+        str(litestream_state.get("replicated_txid", "?")),
+        "yes" if status == 200 else f"NO ({status})",
+        last,
+        store,
+    ]
+    return row, notes
+
+
+def status_table(reports: dict) -> str:
+    """reports: {host: what playbooks/files/host-status.py printed, or
+    {"unreachable": message}}."""
+    rows, notes = [COLUMNS], []
+    for host in sorted(reports):
+        report = reports[host]
+        if "unreachable" in report:
+            rows.append([host, "?", "?", "?", "?", "?", "?", "?", "?", "?", "?"])
+            notes.append(f"{host}: not reached: {report['unreachable']}")
+            continue
+        row, host_notes = _row(host, report)
+        rows.append(row)
+        notes += [f"{host}: {note}" for note in host_notes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines.append("")
+    lines += notes or ["every host: units active, ready, replica confirmed, store reachable"]
+    lines.append(f"(as of {stamp})")
+    return "\n".join(lines)
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"status_table": status_table}
