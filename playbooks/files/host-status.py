@@ -25,9 +25,10 @@ def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
 def units() -> dict[str, str]:
     states = {}
     for unit in UNITS:
-        out = run("systemctl", "show", "-p", "ActiveState", "-p", "LoadState", "--value", unit)
-        active, _, loaded = out.stdout.strip().partition("\n")
-        states[unit] = "not installed" if loaded.strip() == "not-found" else active.strip()
+        out = run("systemctl", "show", "-p", "ActiveState", "-p", "LoadState", unit)
+        props = dict(line.partition("=")[::2] for line in out.stdout.splitlines())
+        loaded = props.get("LoadState", "?")
+        states[unit] = "not installed" if loaded == "not-found" else props.get("ActiveState", "?")
     return states
 
 
