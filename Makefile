@@ -27,7 +27,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit lock molecule drills bench status down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit promtool lock molecule drills bench status down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
@@ -81,9 +81,18 @@ lint: venv
 	scripts/check-argument-specs.py
 	scripts/role-docs.py --check
 
-unit: venv
+unit: venv promtool
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
+	promtool check rules roles/monitoring/files/rules/*.yml
+	promtool test rules roles/monitoring/tests/rules_test.yml
+
+# promtool (alert rules' checks and unit tests) comes with Debian's prometheus
+# package; installed on this machine when missing (its service is not started
+# where there is no systemd, as on CI machines).
+promtool:
+	@command -v promtool >/dev/null || { echo "installing prometheus (promtool) from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 # The app's lock: app/requirements.txt from the ranges in app/pyproject.toml,
 # every file's sha256 included (pip-compile; its settings are in
