@@ -84,15 +84,19 @@ lint: venv
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
-	promtool check rules roles/monitoring/files/rules/*.yml
-	promtool test rules roles/monitoring/tests/rules_test.yml
+	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
+	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 
-# promtool (alert rules' checks and unit tests) comes with Debian's prometheus
-# package; installed on this machine when missing (its service is not started
-# where there is no systemd, as on CI machines).
+# promtool (alert rules' checks and unit tests): the one in PATH, else the
+# one in Debian's prometheus package, unpacked into .cache/ (not installed:
+# no Prometheus service is set up on this machine).
+PROMTOOL_DIR := $(CURDIR)/.cache/promtool
+PROMTOOL = $(or $(shell command -v promtool),$(PROMTOOL_DIR)/usr/bin/promtool)
 promtool:
-	@command -v promtool >/dev/null || { echo "installing prometheus (promtool) from Debian"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v promtool >/dev/null || [ -x $(PROMTOOL_DIR)/usr/bin/promtool ] || { \
+	  echo "unpacking promtool from Debian's prometheus package into $(PROMTOOL_DIR)"; \
+	  apt-get update -qq && mkdir -p $(PROMTOOL_DIR) && cd $(PROMTOOL_DIR) && \
+	  apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb; }
 
 # The app's lock: app/requirements.txt from the ranges in app/pyproject.toml,
 # every file's sha256 included (pip-compile; its settings are in
