@@ -9,7 +9,9 @@ import sys
 from dataclasses import dataclass
 
 import waitress
+from prometheus_client import CollectorRegistry
 
+from counter_app.metrics import RequestMetrics, StateCollector, serve
 from counter_app.replication import ReplicationMonitor, socket_position
 from counter_app.store import VisitStore
 from counter_app.web import create_app
@@ -45,6 +47,9 @@ class Config:
     max_replica_lag: int
     connection_limit: int
     idle_timeout: int
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    restore_drill_result: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -58,6 +63,9 @@ class Config:
             max_replica_lag=_int(env, "COUNTER_MAX_REPLICA_LAG", 10, 1, 3600),
             connection_limit=_int(env, "COUNTER_CONNECTION_LIMIT", 100, 10, 10_000),
             idle_timeout=_int(env, "COUNTER_IDLE_TIMEOUT", 10, 1, 3600),
+            metrics_host=env.get("COUNTER_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_int(env, "COUNTER_METRICS_PORT", 0, 0, 65535),
+            restore_drill_result=env.get("COUNTER_RESTORE_DRILL_RESULT", ""),
         )
 
     def waitress_settings(self) -> dict[str, object]:
@@ -136,13 +144,25 @@ def main() -> int:
             max_lag=config.max_replica_lag,
         )
         replication.start()
-    server = create_server(create_app(store, replication), config)
+    app = create_app(store, replication)
+    metrics_server = None
+    if config.metrics_port:
+        # Metrics on a listener of their own (0: none).
+        registry = CollectorRegistry()
+        app = RequestMetrics(registry).wrap(app)
+        db = os.path.abspath(config.db)
+        registry.register(StateCollector(store, db, replication, config.restore_drill_result))
+        metrics_server = serve(registry, config.metrics_host, config.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    server = create_server(app, config)
     signal.signal(signal.SIGTERM, _stop)
     log.info("serving %s on http://%s:%d/", config.db, config.host, config.port)
     try:
         server.run()
     finally:
         server.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         if replication is not None:
             replication.stop()
         store.close()

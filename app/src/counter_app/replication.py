@@ -34,6 +34,17 @@ class Verdict:
     reason: str
 
 
+@dataclass(frozen=True)
+class State:
+    """What the monitor knows, for the metrics: Litestream answering, the
+    lag, readiness, and the last (local, replicated) position it answered."""
+
+    up: bool
+    lag: float
+    ready: bool
+    position: Position | None
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("litestream", timeout=timeout)
@@ -152,6 +163,15 @@ class ReplicationMonitor:
                 f"(local txid {local}, replica txid {replicated}, limit {self.max_lag:g} s)",
             )
         return Verdict(True, "ok")
+
+    def state(self) -> State:
+        verdict = self.verdict()
+        now = self._clock()
+        with self._lock:
+            up = self._last_ok is not None and now - self._last_ok <= self.down_after
+            lag = now - self._pending[0][1] if self._pending else 0.0
+            position = self._position
+        return State(up=up, lag=lag, ready=verdict.ok, position=position)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="replication-monitor", daemon=True)
