@@ -55,6 +55,7 @@ def test_unknown_paths_share_one_label(store, registry):
         call_app(app, "GET", f"/x{n}")
     text = generate_latest(registry).decode()
     assert "/x1" not in text
+    assert "_created" not in text
     assert value(registry, "counter_http_responses_total", handler="other", code="404") == 50
 
 

@@ -23,7 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -43,6 +49,8 @@ class RequestMetrics:
     """Per-request counters and the WSGI wrapper that feeds them."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # No *_created series (a start time per series, doubling the output).
+        disable_created_metrics()
         self.visits = Counter(
             "counter_visits", "Visits counted (GET / answered 200) here", registry=registry
         )
