@@ -27,12 +27,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit promtool lock molecule drills bench status down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit promtool lock molecule drills alert-drill bench status down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
 	@echo "make test    set up, lint, unit tests, molecule test (each scenario once; what CI runs)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
+	@echo "make alert-drill    on the lab: freeze the store until the replication alert fires, then clear it"
 	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md, .json, .png"
 	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
 	@echo "make status [INVENTORY=...]   where each app host stands: units, count, positions, readiness, last restore drill"
@@ -126,6 +127,13 @@ drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	@cat docs/drills.md
 	$(MAKE) demo
 	scripts/lab-stop-drill.sh
+	scripts/lab-alert-drill.sh
+
+# On the lab `make demo` made: the store frozen (docker pause) until the
+# replication-behind alert fires in Prometheus and Alertmanager, then back
+# until it clears; prints the times.
+alert-drill: docker
+	scripts/lab-alert-drill.sh
 
 test: lint unit molecule
 
