@@ -8,7 +8,7 @@ inventory), never restated here.
 
 Which tests a scenario runs is declared, not discovered: tests that need one
 replica type or two app hosts carry a marker (sftp, s3, fleet, install,
-drill) and each scenario's molecule.yml selects markers (pytest -m); a test
+monitoring, drill) and each scenario's molecule.yml selects markers (pytest -m); a test
 that skips fails the run, since it would never run anywhere.
 """
 
@@ -544,6 +544,7 @@ MARKERS = {
     "fleet": "needs two app hosts (scenario s3)",
     "install": "Litestream install and upgrade drills, once per Debian release (scenario default)",
     "drill": "long fault drill under load, with figures (make drills)",
+    "monitoring": "needs a monitoring host (scenario default)",
 }
 
 
