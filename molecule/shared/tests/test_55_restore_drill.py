@@ -21,6 +21,11 @@ from conftest import (
 )
 
 DRILL = "litestream-restore-drill"
+_GET = r"""
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    print(r.read().decode())
+"""
 RESULT = SETTINGS["litestream_published"]["restore_drill_result"]
 
 
@@ -29,6 +34,19 @@ def run_drill(host) -> tuple[int, dict]:
     the result it recorded."""
     out = host.run(f"systemctl start {DRILL}.service")
     return out.rc, json.loads(host.check_output("cat %s", RESULT))
+
+
+def get_url(host, url: str) -> str:
+    return host.check_output("python3 -c %s %s", _GET, url)
+
+
+def drill_metric(host) -> float:
+    """counter_restore_drill_success as the app's metrics listener serves it
+    (on the host's loopback)."""
+    url = f"http://127.0.0.1:{SETTINGS['counter_metrics_port']}/metrics"
+    body = get_url(host, url)
+    (line,) = [x for x in body.splitlines() if x.startswith("counter_restore_drill_success ")]
+    return float(line.split()[1])
 
 
 def guard_status(host) -> dict:
@@ -64,6 +82,7 @@ def test_a_drill_restores_the_replica_and_matches_the_live_database(app):
     assert result["replica_txid"] > 0
     assert "Restore drill passed" in journal(app, since, f"{DRILL}.service")
     assert guard_status(app)["restore_drill"]["ok"] is True
+    assert drill_metric(app) == 1
     # The app's account reads the outcome (its metrics do); nothing is left
     # behind but the result.
     assert app.run("runuser -u counter -- cat %s", RESULT).rc == 0
@@ -96,6 +115,7 @@ def test_a_damaged_replica_fails_the_drill_visibly(app, storage):
         assert result["ok"] is False and result["error"]
         assert unit_prop(app, f"{DRILL}.service", "ActiveState") == "failed"
         assert guard_status(app)["restore_drill"]["ok"] is False
+        assert drill_metric(app) == 0
         # Serving and replicating go on: the drill only reports.
         assert app.service("counter").is_running
     finally:
@@ -105,3 +125,4 @@ def test_a_damaged_replica_fails_the_drill_visibly(app, storage):
     app.check_output(f"systemctl reset-failed {DRILL}.service")
     rc, result = run_drill(app)
     assert rc == 0 and result["ok"] is True, result
+    assert drill_metric(app) == 1
