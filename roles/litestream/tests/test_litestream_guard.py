@@ -54,7 +54,9 @@ restore)
         out=$last
         case "$*" in *" -o "*) out=$(echo "$*" | sed 's/.* -o \([^ ]*\) .*/\1/');; esac
         echo restored > "$out"
-        case "$*" in *-json*) printf '{"txid": "%s"}\n' "$(cat "$here/restore_txid")";; esac
+        # 0.5.17 logs the integrity check on stdout, before the JSON.
+        case "$*" in *-json*) echo 'time=... level=INFO msg="post-restore integrity check passed"'
+            printf '{\n  "txid": "%s"\n}\n' "$(cat "$here/restore_txid")";; esac
     else
         echo 'level=INFO msg="no matching backups found"' >&2
     fi
@@ -488,3 +490,13 @@ def test_restore_commands_refuse_bad_arguments(world, monkeypatch, tmp_path, arg
     settings.write_text(json.dumps(world.settings))
     monkeypatch.setattr(guard_module, "SETTINGS", settings)
     assert guard_module.main(["litestream-guard", *args]) == 2
+
+
+def test_json_output_is_the_result_alone(operator, monkeypatch, tmp_path, capsys):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps(operator.settings))
+    monkeypatch.setattr(guard_module, "SETTINGS", settings)
+    assert guard_module.main(["litestream-guard", "restore-to", "--json", "--txid", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["replica_txid_after"] == 10
+    assert "Starting counter.service" in err and "kept in" in err
