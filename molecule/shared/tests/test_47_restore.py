@@ -166,7 +166,10 @@ def test_clone_copies_one_hosts_replica_onto_another_and_leaves_it_alone(apps):
     wait_until(lambda: replica_count(target) == a + 1, 30, "the target's replica goes on")
     assert status(target)["replica_txid"] > target_replica, "its own replica moved forward"
     assert pids(source) == source_running, "the source's units were not touched"
-    assert status(source)["replica_txid"] == source_replica, "nor its replica"
+    # Its replica holds what it held (Litestream's own housekeeping after a
+    # checkpoint may add a transaction of its own meanwhile).
+    assert replica_count(source) == a
+    assert status(source)["replica_txid"] >= source_replica
     assert visit(source) == a + 1
     for host in (source, target):
         assert host.run("ls /var/tmp/restore-clone-*").rc != 0, "no copy left behind"
