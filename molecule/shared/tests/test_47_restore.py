@@ -125,7 +125,21 @@ def _time_after(host, seconds: int = 1) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The drill against the SFTP store in `make test`; against S3 (the same
+# steps, the timestamps as the S3 store keeps them) with the long drills, to
+# keep `make test` in its budget.
+@pytest.mark.sftp
 def test_point_in_time_restore_goes_on_from_the_chosen_state(app):
+    point_in_time_drill(app)
+
+
+@pytest.mark.s3
+@pytest.mark.drill
+def test_point_in_time_restore_on_s3(app):
+    point_in_time_drill(app)
+
+
+def point_in_time_drill(app) -> None:
     kept_before = asides(app)
     n = visits(app, 3)
     wait_until(lambda: replica_count(app) == n, 30, "the replica holds the first visits")
