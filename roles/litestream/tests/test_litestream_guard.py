@@ -44,12 +44,20 @@ ltx)
     ;;
 restore)
     [ -e "$here/unreachable" ] && { echo "Error: dial tcp: connection refused" >&2; exit 1; }
+    echo "litestream $*" >> "$here/events"
+    case "$*" in *-dry-run*)
+        [ -e "$here/plan.json" ] || { echo "no matching backup files available" >&2; exit 1; }
+        cat "$here/plan.json"; exit 0;;
+    esac
     if [ -e "$here/restorable" ]; then
         for last; do :; done
         out=$last
         case "$*" in *" -o "*) out=$(echo "$*" | sed 's/.* -o \([^ ]*\) .*/\1/');; esac
         if [ -e "$here/restore_source" ]; then cp "$here/restore_source" "$out"
         else echo restored > "$out"; fi
+        # 0.5.17 logs the integrity check on stdout, before the JSON.
+        case "$*" in *-json*) echo 'time=... level=INFO msg="post-restore integrity check passed"'
+            printf '{\n  "txid": "%s"\n}\n' "$(cat "$here/restore_txid")";; esac
     else
         echo 'level=INFO msg="no matching backups found"' >&2
     fi
@@ -274,6 +282,225 @@ def test_an_unreadable_start_record_means_no_wait(world, monkeypatch):
     (world.state / "starts.json").write_text("{not json")
     world.guard().back_off()
     assert waits == [0.0]
+
+
+# -- point-in-time restore and clone -------------------------------------------
+
+SYSTEMCTL = r"""#!/bin/sh
+echo "systemctl $*" >> "$(dirname "$0")/events"
+case $1 in is-active) echo active;; esac
+"""
+
+
+@pytest.fixture
+def operator(world, monkeypatch):
+    """The world as root runs the operator commands: systemctl and the
+    control socket stood in for, ownership changes recorded."""
+    fake = world.bin / "systemctl"
+    fake.write_text(SYSTEMCTL)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(guard_module, "SYSTEMCTL", str(fake))
+    monkeypatch.setattr(guard_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(guard_module.os, "chown", lambda *a: None)
+    synced = {"replicated_txid": 0}
+    monkeypatch.setattr(guard_module.Guard, "socket_request", lambda *a, **k: dict(synced))
+    world.synced = synced
+    world.flag("restorable")
+    (world.bin / "restore_txid").write_text(f"{4:016x}")
+    # A live database with its WAL and Litestream state, at TXID 9 like its replica.
+    world.db.write_text("live")
+    world.db.with_name("counter.db-wal").write_text("live wal")
+    (world.db.parent / ".counter.db-litestream").mkdir()
+    world.local(9)
+    world.replica(1, 9)
+    synced["replicated_txid"] = 10
+    return world
+
+
+def events(world) -> list[str]:
+    path = world.bin / "events"
+    return [line.split()[0] + " " + line.split()[1] for line in path.read_text().splitlines()]
+
+
+def target(**kw):
+    return guard_module.Target(**kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "problem"),
+    [
+        ({}, "exactly one"),
+        ({"latest": True, "txid": "2a"}, "exactly one"),
+        ({"timestamp": "2026-11-30 17:00:00"}, "not RFC 3339"),
+        ({"timestamp": "2026-02-30T17:00:00Z"}, "day is out of range"),
+        ({"timestamp": "2999-01-01T00:00:00Z"}, "in the future"),
+        ({"txid": "xyz"}, "not a transaction ID"),
+        ({"txid": "0"}, "not a transaction ID"),
+        ({"txid": "1" * 17}, "not a transaction ID"),
+    ],
+)
+def test_a_restore_target_is_checked(kw, problem):
+    with pytest.raises(guard_module.Refused) as caught:
+        target(**kw)
+    assert problem in str(caught.value) and caught.value.code == 2
+
+
+def test_a_restore_target_in_litestreams_words():
+    assert target(txid="0x2A").flags() == ["-txid", "000000000000002a"]
+    assert target(timestamp="2026-11-30T17:00:00.5+01:00").flags() == [
+        "-timestamp",
+        "2026-11-30T17:00:00.5+01:00",
+    ]
+    assert target(latest=True).flags() == []
+
+
+def test_the_plan_reads_only(operator):
+    (operator.bin / "plan.json").write_text(
+        json.dumps(
+            {
+                "max_txid": f"{4:016x}",
+                "files": [{"level": 9, "name": "a.ltx", "size": 9, "timestamp": "t", "x": 1}],
+            }
+        )
+    )
+    plan = operator.guard().restore_plan(target(txid="4"))
+    assert plan["restores_to_txid"] == 4 and plan["replica_txid"] == 9 and plan["local_txid"] == 9
+    assert plan["files"] == [{"level": 9, "name": "a.ltx", "size": 9, "timestamp": "t"}]
+    assert events(operator) == ["litestream restore"], "nothing but the dry run"
+    (operator.bin / "plan.json").unlink()
+    with pytest.raises(guard_module.Refused, match="No restore to TXID 5"):
+        operator.guard().restore_plan(target(txid="5"))
+
+
+def test_a_copy_touches_nothing_else(operator, tmp_path):
+    out = tmp_path / "copy.db"
+    result = operator.guard().restore_copy(target(txid="4"), out, 10)
+    assert out.read_text() == "restored\n" and result["txid"] == 4
+    assert "-integrity-check full" in (operator.bin / "events").read_text()
+    assert not any(e.startswith("systemctl") for e in events(operator))
+    assert operator.db.read_text() == "live"
+    with pytest.raises(guard_module.Refused, match="not overwriting"):
+        operator.guard().restore_copy(target(txid="4"), out, 10)
+
+
+def asides(world) -> list[Path]:
+    return sorted(world.db.parent.glob("counter.db.aside-*"))
+
+
+def test_restore_to_a_point_keeps_the_live_file_and_adopts(operator):
+    result = operator.guard().restore_to(target(timestamp="2026-11-30T17:00:00Z"), None, 10)
+    assert events(operator)[:2] == ["litestream restore", "systemctl stop"], (
+        "restored, then stopped"
+    )
+    assert operator.db.read_text() == "restored\n"
+    (aside,) = asides(operator)
+    assert (aside / "counter.db").read_text() == "live"
+    assert (aside / "counter.db-wal").exists() and (aside / ".counter.db-litestream").is_dir()
+    assert not operator.db.with_name("counter.db-wal").exists()
+    assert [p.name for p in operator.db.parent.iterdir() if ".restore-" in p.name] == []
+    assert result | {"kept_aside": None} == {
+        "db": str(operator.db),
+        "restored": "the last transaction before 2026-11-30T17:00:00Z",
+        "restored_txid": 4,
+        "replica_txid_before": 9,
+        "replica_txid_after": 10,
+        "kept_aside": None,
+    }
+    adopt = json.loads((operator.state / "adopt.json").read_text())
+    assert adopt["txid"] == 9 and adopt["saved_as"] == str(aside)
+    # The start-up guard lets the restored file (no Litestream state yet) go on, once.
+    operator.local(None)
+    operator.guard().start()
+    assert refused(operator).code == guard_module.EXIT_REFUSED
+
+
+def test_restore_to_latest_restores_once_stopped(operator):
+    operator.guard().restore_to(target(latest=True), None, 10)
+    assert events(operator)[:2] == ["systemctl stop", "litestream restore"]
+
+
+def test_restore_to_refuses_when_the_replica_lacks_local_writes(operator):
+    operator.local(12)  # the stop's final sync did not reach the store
+    with pytest.raises(guard_module.Refused, match="does not hold the last local writes"):
+        operator.guard().restore_to(target(txid="4"), None, 10)
+    assert operator.db.read_text() == "live" and asides(operator) == []
+    assert events(operator)[-1] == "systemctl is-active", "the units were started again"
+    assert "systemctl start" in events(operator)
+    assert [p.name for p in operator.db.parent.iterdir() if ".restore-" in p.name] == []
+
+
+def test_restore_to_an_unknown_point_stops_nothing(operator):
+    operator.flag("restorable", on=False)
+    with pytest.raises(guard_module.Refused, match="failed"):
+        operator.guard().restore_to(target(txid="40"), None, 10)
+    assert not any(e.startswith("systemctl") for e in events(operator))
+    assert operator.db.read_text() == "live"
+
+
+def test_restore_to_waits_for_the_replica_to_go_on(operator, monkeypatch):
+    operator.synced["replicated_txid"] = 9
+    operator.settings["stop_sync_timeout"] = -29.5
+    with pytest.raises(guard_module.Refused, match="has not gone past TXID 9"):
+        operator.guard().restore_to(target(txid="4"), None, 10)
+
+
+def sqlite_file(path: Path, count: int) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE visits (id INTEGER PRIMARY KEY, count INTEGER)")
+    conn.execute("INSERT INTO visits VALUES (1, ?)", (count,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_restore_to_a_clones_file(operator, tmp_path):
+    clone = sqlite_file(tmp_path / "clone.db", 42)
+    result = operator.guard().restore_to(None, clone, 10)
+    assert operator.db.read_bytes() == clone.read_bytes()
+    assert result["restored"] == f"the database file {clone}" and result["replica_txid_after"] == 10
+    assert not any(e.startswith("litestream") for e in events(operator)), (
+        "no restore from its replica"
+    )
+
+
+def test_restore_to_refuses_a_damaged_file_before_stopping(operator, tmp_path):
+    clone = sqlite_file(tmp_path / "clone.db", 42)
+    data = bytearray(clone.read_bytes())
+    data[4096:8192] = b"\x0d\xff\xff" * 1365 + b"\xff"  # the table's page, garbled
+    clone.write_bytes(bytes(data))
+    with pytest.raises(guard_module.Refused, match="integrity check"):
+        operator.guard().restore_to(None, clone, 10)
+    (tmp_path / "text").write_text("not a database")
+    with pytest.raises(guard_module.Refused, match="not a SQLite database"):
+        operator.guard().restore_to(None, tmp_path / "text", 10)
+    assert not (operator.bin / "events").exists(), "nothing stopped"
+    assert operator.db.read_text() == "live"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["restore-to", "--timestamp", "2026-11-30T17:00:00Z", "--txid", "2"],
+        ["restore-to", "--latest", "--from-file", "/x.db"],
+        ["restore-copy", "--latest"],
+        ["restore-plan", "--txid"],
+    ],
+)
+def test_restore_commands_refuse_bad_arguments(world, monkeypatch, tmp_path, args):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps(world.settings))
+    monkeypatch.setattr(guard_module, "SETTINGS", settings)
+    assert guard_module.main(["litestream-guard", *args]) == 2
+
+
+def test_json_output_is_the_result_alone(operator, monkeypatch, tmp_path, capsys):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps(operator.settings))
+    monkeypatch.setattr(guard_module, "SETTINGS", settings)
+    assert guard_module.main(["litestream-guard", "restore-to", "--json", "--txid", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["replica_txid_after"] == 10
+    assert "Starting counter.service" in err and "kept in" in err
 
 
 # -- the scheduled restore drill -------------------------------------------
