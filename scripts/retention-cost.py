@@ -318,6 +318,23 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def series(result: dict) -> str:
+    """A Markdown table: objects and bytes of each setting at each sample."""
+    names = list(result["settings"])
+    lines = [
+        "| Minute | " + " | ".join(names) + " |",
+        "|---:|" + "---:|" * len(names),
+    ]
+    for i, sample in enumerate(result["settings"][names[0]]["samples"]):
+        cells = []
+        for name in names:
+            samples = result["settings"][name]["samples"]
+            x = samples[i] if i < len(samples) else None
+            cells.append(f"{x['objects']} / {human(x['bytes'])}" if x else "")
+        lines.append(f"| {sample['t_s'] / 60:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=3600, help="seconds of load (default 3600)")
@@ -334,7 +351,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report:
-        print(report(json.loads(Path(args.report).read_text())))
+        result = json.loads(Path(args.report).read_text())
+        print(report(result) + "\n\n" + series(result))
         return
     run(args)
 
