@@ -86,22 +86,32 @@ def find_litestream(version: str) -> str:
     )
 
 
+def _sizes(directory: Path) -> list[int]:
+    """Sizes of the files in a directory; a file Litestream deletes while it
+    is read (retention at work) is not counted."""
+    sizes = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.is_file():
+                sizes.append(entry.stat().st_size)
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
 def replica_usage(replica: Path) -> dict:
     """LTX files and bytes under each level directory of a file replica."""
     levels: dict[str, dict[str, int]] = {}
     ltx = replica / "ltx"
     if ltx.is_dir():
         for level in sorted(ltx.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 99):
-            files = [f for f in level.iterdir() if f.is_file()] if level.is_dir() else []
-            levels[level.name] = {
-                "objects": len(files),
-                "bytes": sum(f.stat().st_size for f in files),
-            }
+            sizes = _sizes(level) if level.is_dir() else []
+            levels[level.name] = {"objects": len(sizes), "bytes": sum(sizes)}
     total_objects = total_bytes = 0
-    for dirpath, _dirs, files in os.walk(replica):
-        for name in files:
-            total_objects += 1
-            total_bytes += (Path(dirpath) / name).stat().st_size
+    for dirpath, _dirs, _files in os.walk(replica):
+        sizes = _sizes(Path(dirpath))
+        total_objects += len(sizes)
+        total_bytes += sum(sizes)
     return {"levels": levels, "objects": total_objects, "bytes": total_bytes}
 
 
