@@ -31,11 +31,14 @@ from conftest import (
     VENV_PY,
     app_name,
     docker,
+    get,
+    healthy,
     recap_changed,
     run_site,
     sftp_account,
     sftp_upload_path,
     visit,
+    wait_until,
 )
 
 PLAYBOOK = "playbooks/uninstall.yml"
@@ -58,6 +61,21 @@ APP_GONE = [
 # A copy of the app's Litestream binary kept on the controller, to restore
 # the kept replica once the host's binary is gone.
 SAVED_LITESTREAM = "/var/tmp/uninstall-test-litestream"  # noqa: S108 - on the test host, root only
+
+
+_STATE = {"uninstalled": False}
+
+
+@pytest.fixture(autouse=True)
+def serving(apps):
+    """Replaces conftest's: each host serving and ready until the uninstall,
+    then none is brought back."""
+    if _STATE["uninstalled"]:
+        return
+    for host in apps:
+        if get(host, "/healthz")["status"] != 200:
+            host.run("systemctl start %s", APP_UNIT)
+            wait_until(lambda host=host: healthy(host), 180, f"{app_name(host)} ready")
 
 
 def uninstall(extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -106,6 +124,7 @@ def uninstalled(apps, storage, replica_kind):
         if replica_kind == "s3"
         else []
     )
+    _STATE["uninstalled"] = True
     first = uninstall()
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     second = uninstall()
