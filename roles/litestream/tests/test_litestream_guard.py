@@ -444,17 +444,8 @@ def test_restore_to_waits_for_the_replica_to_go_on(operator, monkeypatch):
         operator.guard().restore_to(target(txid="4"), None, 10)
 
 
-def sqlite_file(path: Path, count: int) -> Path:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE visits (id INTEGER PRIMARY KEY, count INTEGER)")
-    conn.execute("INSERT INTO visits VALUES (1, ?)", (count,))
-    conn.commit()
-    conn.close()
-    return path
-
-
 def test_restore_to_a_clones_file(operator, tmp_path):
-    clone = sqlite_file(tmp_path / "clone.db", 42)
+    clone = counter_db(tmp_path / "clone.db", 42)
     result = operator.guard().restore_to(None, clone, 10)
     assert operator.db.read_bytes() == clone.read_bytes()
     assert result["restored"] == f"the database file {clone}" and result["replica_txid_after"] == 10
@@ -464,7 +455,7 @@ def test_restore_to_a_clones_file(operator, tmp_path):
 
 
 def test_restore_to_refuses_a_damaged_file_before_stopping(operator, tmp_path):
-    clone = sqlite_file(tmp_path / "clone.db", 42)
+    clone = counter_db(tmp_path / "clone.db", 42)
     data = bytearray(clone.read_bytes())
     data[4096:8192] = b"\x0d\xff\xff" * 1365 + b"\xff"  # the table's page, garbled
     clone.write_bytes(bytes(data))
