@@ -302,7 +302,8 @@ def operator(world, monkeypatch):
     monkeypatch.setattr(guard_module, "SYSTEMCTL", str(fake))
     monkeypatch.setattr(guard_module.os, "geteuid", lambda: 0)
     monkeypatch.setattr(guard_module.os, "chown", lambda *a: None)
-    synced = {"replicated_txid": 0}
+    # Litestream's /sync answer: its local TXID and the replica's.
+    synced = {"txid": 10, "replicated_txid": 0}
     monkeypatch.setattr(guard_module.Guard, "socket_request", lambda *a, **k: dict(synced))
     world.synced = synced
     world.flag("restorable")
