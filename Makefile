@@ -77,8 +77,8 @@ demo: venv image-$(LAB_SUITE)
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts playbooks roles/litestream/files/litestream-guard roles/litestream/tests
-	$(BIN)/ruff format --check app molecule scripts playbooks roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff format --check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
 	scripts/check-argument-specs.py
 	scripts/role-docs.py --check
 

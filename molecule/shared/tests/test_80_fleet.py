@@ -68,6 +68,8 @@ def test_replacing_one_host_restores_its_own_count(fleet):
 
 def test_changes_roll_one_host_at_a_time(fleet):
     first, second = fleet
+    for host in fleet:  # both serve: the roll is what is checked
+        wait_until(lambda host=host: healthy(host), timeout=60, what="healthy")
     since = {host: host_now(host) for host in fleet}
     threads = int(first.check_output("sed -n 's/^COUNTER_THREADS=//p' /etc/counter/counter.env"))
     result = run_site({"counter_threads": threads + 1})
