@@ -2,7 +2,10 @@
 made after the kill is confirmed in the replica (Litestream's control socket:
 the replica's TXID reaches the local one, no forced upload), and the app
 killed (SIGKILL) until it answers GET / again. Measured on the app host
-itself, three times each; the unit restarts on its own (Restart=always)."""
+itself, three times each; the unit restarts on its own (Restart=always).
+Each Litestream kill comes at least 30 s after the unit's last start: starts
+closer together are a crash loop, which litestream-guard slows down on
+purpose (0.2 s, 0.4 s, ... up to litestream_restart_max_sec)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,21 @@ import sys
 
 import lab
 
+# litestream-guard's QUICK_RESTART: starts closer together than this are a loop.
+QUICK_RESTART_S = 30
+
 # Run on the app host as root with the app's Python (its replication module
 # reads the control socket).
 _LITESTREAM_KILLED = r"""
 import json, os, signal, subprocess, sys, time, urllib.request
 from counter_app.replication import socket_position
-unit, sock, db, port = sys.argv[1:5]
+unit, sock, db, port, quiet = sys.argv[1:6]
+def since_start():  # systemd's and Python's monotonic clocks are the same
+    started = int(subprocess.check_output(
+        ["systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit]))
+    return time.monotonic() - started / 1e6
+while since_start() < float(quiet):  # an isolated failure, not a crash loop
+    time.sleep(0.2)
 def main_pid():
     return int(subprocess.check_output(["systemctl", "show", "-p", "MainPID", "--value", unit]))
 def position():
@@ -73,7 +85,13 @@ def measure(settings: lab.Settings, host: str = lab.APP_HOSTS[1], times: int = 3
     cases = {
         "litestream_killed_to_replicating_s": (
             _LITESTREAM_KILLED,
-            [settings.litestream_unit, settings.litestream_socket, settings.db, str(settings.port)],
+            [
+                settings.litestream_unit,
+                settings.litestream_socket,
+                settings.db,
+                str(settings.port),
+                str(QUICK_RESTART_S + 1),
+            ],
         ),
         "app_killed_to_serving_s": (_APP_KILLED, [settings.app_unit, str(settings.port)]),
     }
