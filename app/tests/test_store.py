@@ -146,7 +146,7 @@ def test_visits_waiting_during_a_commit_share_the_next_one(store, monkeypatch):
     first = _start_visits(store, 1, results)
     assert entered.wait(10)
     rest = _start_visits(store, 9, results)
-    _wait_for(lambda: len(store._waiting) == 9)
+    _wait_for(lambda: store._queue.qsize() == 9)
     release.set()
     for worker in first + rest:
         worker.join(10)
@@ -198,11 +198,74 @@ def test_a_failed_transaction_fails_its_visits_and_the_next_ones_go_on(store, mo
         store, "_conn", type("Conn", (), {"execute": lambda _, *a: execute_or_fail(*a)})()
     )
     rest = _start_visits(store, 3, results)
-    _wait_for(lambda: len(store._waiting) == 3)
+    _wait_for(lambda: store._queue.qsize() == 3)
     release.set()
     for worker in first + rest:
         worker.join(10)
-    assert results[0] == 1
-    assert all(isinstance(r, apsw.IOError) for r in results[1:])
+    # The first visit's transaction went through; the three of the failed
+    # one fail (in whatever order their threads append).
+    assert [r for r in results if not isinstance(r, apsw.IOError)] == [1]
+    assert sum(isinstance(r, apsw.IOError) for r in results) == 3
     monkeypatch.undo()
     assert store.record_visit() == 2
+
+
+def test_transactions_and_flushes_run_on_the_writer_thread(store, monkeypatch):
+    # Requests only queue their visit and sleep; one thread of the store
+    # commits and flushes, so no request waits to take over the commit.
+    ran_on = []
+    execute, flush = store._conn.execute, store._flush_wal
+    monkeypatch.setattr(
+        store,
+        "_conn",
+        type(
+            "Conn",
+            (),
+            {
+                "execute": lambda _, sql, *a: (
+                    ran_on.append(threading.current_thread().name),
+                    execute(sql, *a),
+                )[1]
+            },
+        )(),
+    )
+    monkeypatch.setattr(
+        store, "_flush_wal", lambda: (ran_on.append(threading.current_thread().name), flush())
+    )
+    results: list = []
+    for worker in _start_visits(store, 8, results):
+        worker.join(10)
+    assert sorted(results) == list(range(1, 9))
+    assert ran_on and set(ran_on) == {"visit-writer"}
+
+
+def test_close_answers_the_waiting_visits_then_refuses_more(db_path):
+    store = VisitStore(db_path)
+    entered, release = threading.Event(), threading.Event()
+    flush = store._flush_wal
+
+    def held_flush():
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        flush()
+
+    store._flush_wal = held_flush
+    results: list = []
+    workers = _start_visits(store, 1, results)
+    assert entered.wait(10)
+    workers += _start_visits(store, 3, results)
+    _wait_for(lambda: store._queue.qsize() == 3)
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    release.set()
+    closing.join(10)
+    for worker in workers:
+        worker.join(10)
+    assert sorted(results) == [1, 2, 3, 4]
+    assert not store._writer.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.record_visit()
+    reopened = VisitStore(db_path)
+    assert reopened.count() == 4
+    reopened.close()
