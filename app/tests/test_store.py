@@ -7,7 +7,7 @@ import apsw
 import pytest
 
 from counter_app import VisitStore
-from counter_app.store import MIN_SQLITE, sqlite_version
+from counter_app.store import MIN_SQLITE, LogFlushError, sqlite_version
 
 
 def test_sqlite_is_new_enough_for_the_wal_reset_fix():
@@ -269,3 +269,25 @@ def test_close_answers_the_waiting_visits_then_refuses_more(db_path):
     reopened = VisitStore(db_path)
     assert reopened.count() == 4
     reopened.close()
+
+
+def test_a_failed_flush_stops_all_counting(store, monkeypatch):
+    """After a failed fdatasync the file's state is unknown: the visits of
+    that transaction fail, and so does every later one, and reading the
+    count (liveness); the app is told, to restart."""
+    told = []
+    store._on_log_flush_error = told.append
+    assert store.record_visit() == 1
+
+    def fail(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", fail)
+    with pytest.raises(LogFlushError, match="Input/output error"):
+        store.record_visit()
+    monkeypatch.undo()  # the disk answers again: still nothing is counted
+    with pytest.raises(LogFlushError):
+        store.record_visit()
+    with pytest.raises(LogFlushError):
+        store.count()
+    assert len(told) == 1

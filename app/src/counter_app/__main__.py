@@ -119,6 +119,13 @@ def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def _restart_for(error: BaseException) -> None:
+    # A failed flush: this process counts nothing more (the store refuses);
+    # stop it so systemd restarts it, and SQLite recovers from the disk.
+    log.critical("%s; stopping for a restart", error)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     # waitress warns of every request that waits for a thread ("Task queue
@@ -134,7 +141,9 @@ def main() -> int:
     except ConfigError as error:
         log.error("configuration error: %s", error)
         return 2
-    store = VisitStore(config.db, busy_timeout_ms=config.busy_timeout_ms)
+    store = VisitStore(
+        config.db, busy_timeout_ms=config.busy_timeout_ms, on_log_flush_error=_restart_for
+    )
     replication = None
     if config.litestream_socket:
         db = os.path.abspath(config.db)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import queue
 import threading
+from collections.abc import Callable
 
 import apsw
 
@@ -45,6 +46,13 @@ def _create_with_umask(path: str) -> None:
     # It exists; or it cannot be made, which SQLite reports on open.
     with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+class LogFlushError(RuntimeError):
+    """The write-ahead log could not be flushed to disk. After a failed
+    fdatasync the kernel may have dropped the unwritten pages: what the file
+    holds is unknown, so no visit is counted or answered again by this
+    process. A restart (systemd's Restart=) recovers from what is on disk."""
 
 
 class _Visit:
@@ -87,7 +95,12 @@ class VisitStore:
     at most: the power-cut drill).
     """
 
-    def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: str,
+        busy_timeout_ms: int = 5000,
+        on_log_flush_error: Callable[[LogFlushError], None] | None = None,
+    ) -> None:
         if sqlite_version() < MIN_SQLITE:
             raise RuntimeError(
                 f"SQLite {apsw.sqlite_lib_version()} is affected by the WAL-reset "
@@ -101,6 +114,8 @@ class VisitStore:
         # in get() when there is nothing to count.
         self._queue: queue.SimpleQueue[_Visit | None] = queue.SimpleQueue()
         self._closed = False
+        self._broken: LogFlushError | None = None
+        self._on_log_flush_error = on_log_flush_error
         self._wakes = threading.local()
         self._wal_fd: int | None = None
         _create_with_umask(path)
@@ -125,6 +140,8 @@ class VisitStore:
         """Count one visit and return the new total, once it is on disk."""
         if self._closed:
             raise RuntimeError("the visit store is closed")
+        if self._broken is not None:
+            raise self._broken
         try:
             wake = self._wakes.lock
         except AttributeError:
@@ -162,11 +179,22 @@ class VisitStore:
     def _commit(self, group: list[_Visit]) -> None:
         """Count ``group`` in one transaction, flush it, then answer it."""
         try:
+            if self._broken is not None:
+                raise self._broken
             with self._lock:
                 # fetchall(): the statement runs to its end, where SQLite
                 # commits (autocommit), before the log is flushed.
                 ((total,),) = self._conn.execute(_RECORD_VISITS, {"visits": len(group)}).fetchall()
-            self._flush_wal()
+            try:
+                self._flush_wal()
+            except OSError as error:
+                self._broken = LogFlushError(
+                    f"the database's write-ahead log could not be flushed to disk ({error}): "
+                    "no visit is counted until the app restarts"
+                )
+                if self._on_log_flush_error is not None:
+                    self._on_log_flush_error(self._broken)
+                raise self._broken from error
             first = total - len(group) + 1
             for place, visit in enumerate(group):
                 visit.number = first + place
@@ -185,6 +213,8 @@ class VisitStore:
 
     def count(self) -> int:
         """The current total, without counting."""
+        if self._broken is not None:
+            raise self._broken
         with self._lock:
             row = self._conn.execute("SELECT count FROM visits WHERE id = 1").fetchone()
         return 0 if row is None else row[0]
