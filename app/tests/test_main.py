@@ -23,7 +23,7 @@ def _env(**values: str) -> dict[str, str]:
 
 def test_config_defaults():
     config = Config.from_env({})
-    assert (config.host, config.port, config.threads) == ("127.0.0.1", 8080, 32)
+    assert (config.host, config.port, config.threads) == ("127.0.0.1", 8080, 100)
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ class Config:
             db=env.get("COUNTER_DB", "counter.db"),
             host=env.get("COUNTER_HOST", "127.0.0.1"),
             port=_int(env, "COUNTER_PORT", 8080, 1, 65535),
-            threads=_int(env, "COUNTER_THREADS", 32, 1, 256),
+            threads=_int(env, "COUNTER_THREADS", 100, 1, 256),
             busy_timeout_ms=_int(env, "COUNTER_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
             litestream_socket=env.get("COUNTER_LITESTREAM_SOCKET", ""),
             max_replica_lag=_int(env, "COUNTER_MAX_REPLICA_LAG", 10, 1, 3600),
