@@ -239,18 +239,9 @@ def test_transactions_and_flushes_run_on_the_writer_thread(store, monkeypatch):
     assert ran_on and set(ran_on) == {"visit-writer"}
 
 
-def test_close_answers_the_waiting_visits_then_refuses_more(db_path):
+def test_close_answers_the_waiting_visits_then_refuses_more(db_path, monkeypatch):
     store = VisitStore(db_path)
-    entered, release = threading.Event(), threading.Event()
-    flush = store._flush_wal
-
-    def held_flush():
-        if not entered.is_set():
-            entered.set()
-            release.wait(10)
-        flush()
-
-    store._flush_wal = held_flush
+    entered, release = _hold_the_first_flush(store, monkeypatch)
     results: list = []
     workers = _start_visits(store, 1, results)
     assert entered.wait(10)
