@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench [--quick] [--only SECTION,...] [--skip SECTION,...]
 
-Sections: memory, http, recovery, replication, restore, deploy, cold (cold:
+Sections: memory, http, ceiling, recovery, replication, restore, deploy, cold (cold:
 `make down` + `make demo`, last). Prints a table, writes docs/bench.json,
 docs/bench.md and docs/bench.png. Needs the lab up (`make demo`)."""
 
@@ -16,6 +16,7 @@ import platform
 import time
 from pathlib import Path
 
+import ceiling
 import deploy
 import lab
 import recovery
@@ -24,7 +25,7 @@ import report
 import restore
 import throughput
 
-SECTIONS = ("memory", "http", "recovery", "replication", "restore", "deploy", "cold")
+SECTIONS = ("memory", "http", "ceiling", "recovery", "replication", "restore", "deploy", "cold")
 OUT = lab.ROOT / "docs"
 
 
@@ -71,6 +72,12 @@ def main() -> int:
         "memory": lambda: recovery.memory(settings),
         "http": lambda: throughput.measure(
             settings, seconds=3 if args.quick else 10, warmup=1 if args.quick else 3
+        ),
+        "ceiling": lambda: ceiling.measure(
+            settings,
+            rounds=1 if args.quick else 2,
+            seconds=3 if args.quick else 10,
+            warmup=1 if args.quick else 3,
         ),
         "recovery": lambda: recovery.measure(settings, times=1 if args.quick else 3),
         "replication": lambda: replication.measure(settings),

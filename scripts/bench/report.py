@@ -75,6 +75,34 @@ def markdown(r: dict) -> str:
             f"{million['hello']['rps']:.0f} req/s (ratio {million['rps_ratio']:.2f}).",
             "",
         ]
+    if "ceiling" in r:
+        c = r["ceiling"]
+        lines += [
+            f"## What the stack allows ({c['connections']} connections, same run,"
+            f" medians of {c['rounds']} rounds)",
+            "",
+            _row(["server", "req/s", "ratio to hello", "p99 ms", "p99 ratio", "errors"]),
+            _row(["---"] * 6),
+        ]
+        for s in c["servers"].values():
+            lines.append(
+                _row(
+                    [
+                        s["what"],
+                        s["rps"],
+                        f"{s['rps_ratio']:.2f}",
+                        f"{s['p99_ms']:.1f}",
+                        f"{s['p99_ratio']:.2f}",
+                        s["errors"],
+                    ]
+                )
+            )
+        lines += [
+            "",
+            "The probes each leave one part of the counter out (README, Speed): Bottle with"
+            " no database and no wait, and the durable store with no Bottle.",
+            "",
+        ]
     if "replication" in r:
         lines += [
             "## Replication lag: a write's answer → the write read back from the replica",

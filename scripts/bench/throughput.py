@@ -19,8 +19,9 @@ HELLO_PORT = 18080
 MARK = "bench-hello"
 CONNECTIONS = (1, 8, 32, 128)
 
-# The hello: the app's own Config and logging, a constant answer.
-_HELLO = r"""
+# A probe server: argv[1] its mark (to stop it), [2] the app's environment
+# file, [3] its port; the app's own Config (same waitress settings) and logging.
+PROBE_PREAMBLE = r"""
 import sys, waitress
 from counter_app.__main__ import Config, configure_logging
 env = {}
@@ -30,6 +31,12 @@ for line in open(sys.argv[2]):
         env[name] = value
 env.update(COUNTER_HOST="127.0.0.1", COUNTER_PORT=sys.argv[3])
 config = Config.from_env(env)
+"""
+
+# The hello: a constant answer.
+HELLO = (
+    PROBE_PREAMBLE
+    + r"""
 BODY = b"Hello, world.\n"
 def hello(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
@@ -38,6 +45,7 @@ def hello(environ, start_response):
 configure_logging()
 waitress.serve(hello, **config.waitress_settings())
 """
+)
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -82,11 +90,23 @@ def wrk(host: str, port: int, connections: int, seconds: int) -> dict:
     return parse_wrk(out)
 
 
-class Hello:
-    def __init__(self, host: str, settings: lab.Settings) -> None:
-        self.host, self.settings = host, settings
+class Probe:
+    """A server of the bench's own on the app host, run by the app's Python
+    as the app's account (outside the unit), stopped on exit."""
 
-    def __enter__(self) -> Hello:
+    def __init__(
+        self,
+        host: str,
+        settings: lab.Settings,
+        code: str,
+        port: int,
+        mark: str,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.host, self.settings, self.code = host, settings, code
+        self.port, self.mark, self.args = port, mark, args
+
+    def __enter__(self) -> Probe:
         self.stop()
         lab.run(
             [
@@ -100,19 +120,27 @@ class Hello:
                 "--",
                 self.settings.venv_python,
                 "-c",
-                _HELLO,
-                MARK,
+                self.code,
+                self.mark,
                 self.settings.env_file,
-                str(HELLO_PORT),
+                str(self.port),
+                *self.args,
             ]
         )
         lab.wait_until(
-            lambda: lab.visit(self.host, HELLO_PORT)[0] == 200, timeout=30, what="hello up"
+            lambda: lab.visit(self.host, self.port)[0] == 200,
+            timeout=30,
+            what=f"{self.mark} up",
         )
         return self
 
     def stop(self) -> None:
-        lab.sh(self.host, f"pkill -f '[{MARK[0]}]{MARK[1:]}' || true")  # not itself
+        pattern = f"[{self.mark[0]}]{self.mark[1:]}"  # not the shell running pkill
+        lab.sh(
+            self.host,
+            f"pkill -f '{pattern}' || true; "
+            f"for i in $(seq 50); do pgrep -f '{pattern}' >/dev/null || exit 0; sleep 0.1; done",
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -186,7 +214,7 @@ def measure(
 ) -> dict:
     port = settings.port
     points = []
-    with Hello(host, settings):
+    with Probe(host, settings, HELLO, HELLO_PORT, MARK):
         before = _count(host, port)
         answered = 0
         in_flight = 0
