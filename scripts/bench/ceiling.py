@@ -83,24 +83,23 @@ def measure(
 ) -> dict:
     scratch = posixpath.join(posixpath.dirname(settings.db), "bench-ceiling.db")
     remove = f"rm -f {scratch} {scratch}-wal {scratch}-shm"
-    ports = {
-        "hello": throughput.HELLO_PORT,
-        "bottle_memory": MEMORY_PORT,
-        "wsgi_durable": DURABLE_PORT,
-        "counter": settings.port,
-    }
-    runs: dict[str, list[dict]] = {name: [] for name in ports}
-    lab.sh(host, remove)
-    probes = [
-        throughput.Probe(host, settings, throughput.HELLO, throughput.HELLO_PORT, throughput.MARK),
-        throughput.Probe(host, settings, _BOTTLE_MEMORY, MEMORY_PORT, "bench-bottle-memory"),
-        throughput.Probe(
+    probes = {
+        "hello": throughput.Probe(
+            host, settings, throughput.HELLO, throughput.HELLO_PORT, throughput.MARK
+        ),
+        "bottle_memory": throughput.Probe(
+            host, settings, _BOTTLE_MEMORY, MEMORY_PORT, "bench-bottle-memory"
+        ),
+        "wsgi_durable": throughput.Probe(
             host, settings, _WSGI_DURABLE, DURABLE_PORT, "bench-wsgi-durable", (scratch,)
         ),
-    ]
+    }
+    ports = {name: probe.port for name, probe in probes.items()} | {"counter": settings.port}
+    runs: dict[str, list[dict]] = {name: [] for name in ports}
+    lab.sh(host, remove)
     try:
         with contextlib.ExitStack() as running:
-            for probe in probes:
+            for probe in probes.values():
                 running.enter_context(probe)
             names = list(ports)
             for r in range(rounds):
@@ -111,24 +110,23 @@ def measure(
     finally:
         lab.sh(host, remove)
     hello = runs["hello"]
-    servers = {}
-    for name, got in runs.items():
-        servers[name] = {
+
+    def to_hello(got: list[dict], key: str) -> float:
+        """The median over the rounds of each round's figure / the hello's."""
+        return round(statistics.median(g[key] / h[key] for g, h in zip(got, hello, strict=True)), 3)
+
+    servers = {
+        name: {
             "what": NAMES[name],
             "rps": round(statistics.median(g["rps"] for g in got)),
             "p99_ms": round(statistics.median(g["p99_ms"] for g in got), 2),
             "errors": sum(g["errors"] for g in got),
-            "rps_ratio": round(
-                statistics.median(g["rps"] / h["rps"] for g, h in zip(got, hello, strict=True)), 3
-            ),
-            "p99_ratio": round(
-                statistics.median(
-                    g["p99_ms"] / h["p99_ms"] for g, h in zip(got, hello, strict=True)
-                ),
-                3,
-            ),
+            "rps_ratio": to_hello(got, "rps"),
+            "p99_ratio": to_hello(got, "p99_ms"),
             "rounds": got,
         }
+        for name, got in runs.items()
+    }
     return {
         "connections": CONNECTIONS,
         "rounds": rounds,
