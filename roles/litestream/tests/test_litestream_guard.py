@@ -42,6 +42,10 @@ ltx)
     [ -e "$here/unreachable" ] && { echo "Error: dial tcp: connection refused" >&2; exit 1; }
     cat "$here/ltx.json"
     ;;
+reset)
+    echo "litestream reset" >> "$here/events"
+    echo "-" > "$here/local_txid"
+    ;;
 restore)
     [ -e "$here/unreachable" ] && { echo "Error: dial tcp: connection refused" >&2; exit 1; }
     echo "litestream $*" >> "$here/events"
@@ -66,13 +70,20 @@ esac
 """
 
 
-def ltx(*max_txids: int) -> str:
-    return json.dumps(
-        [
-            {"level": 0, "min_txid": f"{t:016x}", "max_txid": f"{t:016x}", "size": 1}
-            for t in max_txids
-        ]
-    )
+def ltx(*max_txids: int, level: int = 0, start: int = 1) -> str:
+    """Level-0 files ending at these TXIDs, each starting where the one
+    before ended (a history that restores up to the last)."""
+    return json.dumps(spans(*max_txids, level=level, start=start))
+
+
+def spans(*max_txids: int, level: int = 0, start: int = 1) -> list[dict]:
+    files = []
+    for t in max_txids:
+        files.append(
+            {"level": level, "min_txid": f"{start:016x}", "max_txid": f"{t:016x}", "size": 1}
+        )
+        start = t + 1
+    return files
 
 
 class World:
@@ -98,6 +109,7 @@ class World:
             "unit": "litestream.service",
             "app_unit": "counter.service",
             "replica_id": "sftp://store:22/upload/host",
+            "replica": {"type": "file", "path": str(tmp / "replica")},
             "check_timeout": 5,
             "restore_timeout": 5,
             "stop_sync_timeout": 2,
@@ -111,6 +123,13 @@ class World:
 
     def replica(self, *txids: int) -> None:
         (self.bin / "ltx.json").write_text(ltx(*txids))
+
+    def files(self, files: list[dict]) -> None:
+        (self.bin / "ltx.json").write_text(json.dumps(files))
+
+    def here(self, txid: int, how: str = "stopped") -> None:
+        """This host has been replicating to its destination, up to txid."""
+        self.guard().write_record(txid, how)
 
     def flag(self, name: str, on: bool = True) -> None:
         path = self.bin / name
@@ -178,6 +197,7 @@ def test_database_not_behind_its_replica_starts(world, local, replica):
     world.db.write_text("db")
     world.local(local)
     world.replica(1, replica)
+    world.here(replica)
     world.guard().start()
     assert world.record()["txid"] == replica
 
@@ -186,6 +206,7 @@ def test_database_behind_its_replica_is_refused(world):
     world.db.write_text("db")
     world.local(3)
     world.replica(1, 5)
+    world.here(5)
     error = refused(world)
     assert error.code == guard_module.EXIT_REFUSED
     assert "is at TXID 3 but its replica is at TXID 5" in str(error)
@@ -232,7 +253,7 @@ def test_a_record_of_another_replica_is_ignored(world):
     assert world.record() is None
 
 
-def test_adopting_is_allowed_once_for_the_replica_position_it_names(world):
+def test_adopting_is_allowed_for_the_replica_position_it_names_until_passed(world):
     world.db.write_text("db")
     world.local(3)
     world.replica(1, 5)
@@ -243,7 +264,14 @@ def test_adopting_is_allowed_once_for_the_replica_position_it_names(world):
         json.dumps({"replica": "sftp://store:22/upload/host", "txid": 5, "saved_as": "/x.db"})
     )
     world.guard().start()
-    assert not adopt.exists(), "an adopt is used once"
+    world.guard().start()  # Litestream died before its first sync: allowed again
+    assert adopt.exists(), "kept until the replica is past TXID 5"
+    world.replica(1, 5, 6)
+    world.here(6)
+    world.local(6)
+    world.guard().start()
+    assert not adopt.exists(), "the replica went past it: removed"
+    world.local(3)
     assert refused(world).code == guard_module.EXIT_REFUSED
 
 
@@ -409,9 +437,11 @@ def test_restore_to_a_point_keeps_the_live_file_and_adopts(operator):
     }
     adopt = json.loads((operator.state / "adopt.json").read_text())
     assert adopt["txid"] == 9 and adopt["saved_as"] == str(aside)
-    # The start-up guard lets the restored file (no Litestream state yet) go on, once.
+    # The start-up guard lets the restored file (no Litestream state yet) go
+    # on, until the replica is past TXID 9.
     operator.local(None)
     operator.guard().start()
+    operator.replica(1, 9, 10)
     assert refused(operator).code == guard_module.EXIT_REFUSED
 
 
@@ -574,3 +604,204 @@ def test_a_damaged_restored_file_fails_the_drill(world, drill):
 def test_an_unreachable_store_fails_the_drill(world, drill):
     world.flag("unreachable")
     assert drill_result(world, drill, passes=False)["error"]
+
+
+# -- destinations: switching stores, a wiped replica, a reused path -------------
+
+OTHER = "s3://store:8333/bucket/host"
+
+
+def switched(world, local: int = 40) -> None:
+    """The host replicated to its old destination up to TXID 40 and its
+    replica settings now name another one."""
+    world.db.write_text("db")
+    world.local(local)
+    world.here(40)
+    world.settings["replica_id"] = OTHER
+
+
+def history(world) -> dict:
+    return json.loads((world.state / "history.json").read_text())
+
+
+def published(world) -> dict:
+    return json.loads((world.state / "replica.json").read_text())
+
+
+def test_restorable_to_reads_every_level_like_litestreams_plan():
+    restorable_to = guard_module.restorable_to
+    assert restorable_to([]) == 0
+    assert restorable_to(spans(3, 7)) == 7
+    assert restorable_to(spans(9, level=9) + spans(12, start=10)) == 12, "snapshot, then L0"
+    assert restorable_to(spans(20, level=1) + spans(5, 25)) == 25, "overlapping levels chain"
+    assert restorable_to(spans(30, start=21)) == 0, "no snapshot, no start at TXID 1"
+    assert restorable_to(spans(5) + spans(30, start=21)) == 5, "a gap ends it"
+
+
+def test_a_switch_to_an_empty_destination_begins_a_new_history(world, capsys):
+    switched(world)
+    world.guard().start()
+    assert "litestream reset" in (world.bin / "events").read_text()
+    assert world.record()["how"] == "new history" and world.record()["txid"] == 0
+    assert history(world)["restarts"] == 1 and history(world)["pending"]["after_txid"] == 0
+    assert published(world)["new_history_pending"] is True
+    err = capsys.readouterr().err
+    assert "REPLICA HISTORY RESTARTED" in err and "holds no LTX file" in err
+    left = world.guard().destinations()["sftp://store:22/upload/host"]
+    assert left["txid"] == 40 and left["local_txid"] == 40
+
+
+def test_a_destination_holding_another_history_is_refused_with_two_ways_out(world):
+    switched(world)
+    world.replica(10, 70)
+    error = refused(world)
+    assert error.code == guard_module.EXIT_REFUSED
+    assert "holds another history" in str(error) and "no record" in str(error)
+    assert "empty path" in str(error) and "litestream-guard takeover" in str(error)
+    assert not (world.bin / "events").exists(), "nothing reset, nothing moved"
+
+
+def test_a_takeover_moves_the_foreign_files_aside_and_begins_anew(world):
+    switched(world)
+    world.replica(10, 70)
+    ltx_dir = Path(world.settings["replica"]["path"]) / "ltx" / "0"
+    ltx_dir.mkdir(parents=True)
+    (ltx_dir / "0000000000000001-000000000000000a.ltx").write_text("foreign")
+    (world.state / "new-history.json").write_text(
+        json.dumps({"replica": OTHER, "why": "taken over by the operator (takeover)"})
+    )
+    world.guard().start()
+    (aside,) = Path(world.settings["replica"]["path"]).glob("aside-*")
+    assert (aside / "ltx" / "0" / "0000000000000001-000000000000000a.ltx").read_text() == "foreign"
+    assert not (world.state / "new-history.json").exists()
+    assert history(world)["last"]["aside"] == str(aside)
+    assert world.record()["how"] == "new history"
+
+
+def test_back_on_this_hosts_own_older_history_it_goes_on_there(world, capsys):
+    switched(world)
+    world.guard().start()  # on OTHER: a new history
+    world.here(12)
+    world.settings["replica_id"] = "sftp://store:22/upload/host"
+    world.local(12)
+    world.replica(20, 40)  # as the host left it
+    world.guard().start()
+    assert "holds this host's own older history up to TXID 40" in capsys.readouterr().out
+    assert world.record() | {"at": None} == {
+        "replica": "sftp://store:22/upload/host",
+        "txid": 40,
+        "how": "returned",
+        "at": None,
+    }
+    assert history(world)["restarts"] == 1 and history(world)["pending"]["after_txid"] == 40
+    assert list(Path(world.settings["replica"]["path"]).glob("aside-*")) == []
+    assert OTHER in world.guard().destinations()
+
+
+def test_back_on_an_older_history_that_someone_wrote_to_since_is_refused(world):
+    switched(world)
+    world.guard().start()
+    world.here(12)
+    world.settings["replica_id"] = "sftp://store:22/upload/host"
+    world.local(12)
+    world.replica(20, 40, 45)  # 45: written after this host left at 40 (local 40)
+    assert "another writer has been there since" in str(refused(world))
+
+
+def test_a_wiped_destination_of_this_host_begins_a_new_history(world):
+    world.db.write_text("db")
+    world.local(60)
+    world.here(50)
+    world.files(spans(60, start=51))  # what Litestream uploaded after the wipe
+    Path(world.settings["replica"]["path"], "ltx").mkdir(parents=True)
+    world.guard().start()
+    assert world.record()["how"] == "new history"
+    assert "restores only up to TXID none" in history(world)["last"]["why"]
+    assert len(list(Path(world.settings["replica"]["path"]).glob("aside-*"))) == 1
+
+
+def test_a_rolled_back_file_is_refused_also_on_an_emptied_destination(world):
+    world.db.write_text("db")
+    world.local(30)
+    world.here(50)
+    (world.state / "new-history.json").write_text(
+        json.dumps({"replica": "sftp://store:22/upload/host", "why": "x"})
+    )
+    error = refused(world)
+    assert error.code == guard_module.EXIT_REFUSED and "is at TXID 30" in str(error)
+    assert not (world.bin / "events").exists()
+
+
+def checking(world, monkeypatch, replicated: int, plan: int | None) -> None:
+    monkeypatch.setattr(
+        guard_module.Guard,
+        "socket_request",
+        lambda *a, **k: {"txid": 99, "replicated_txid": replicated},
+    )
+    plan_file = world.bin / "plan.json"
+    if plan is None:
+        plan_file.unlink(missing_ok=True)
+    else:
+        plan_file.write_text(json.dumps({"max_txid": f"{plan:016x}", "files": []}))
+
+
+def test_the_check_publishes_a_restorable_replica(world, monkeypatch):
+    world.db.write_text("db")
+    world.replica(1, 90)
+    checking(world, monkeypatch, replicated=90, plan=90)
+    world.guard().check()
+    assert published(world) | {"checked_at": None, "checked_unix": None} == {
+        "destination": "sftp://store:22/upload/host",
+        "checked_at": None,
+        "checked_unix": None,
+        "valid_for": 120,
+        "history_restarts": 0,
+        "last_history": None,
+        "failures": 0,
+        "local_txid": 99,
+        "replicated_txid": 90,
+        "restores_to_txid": 90,
+        "restorable": True,
+        "new_history_pending": False,
+        "reason": "ok",
+    }
+    assert world.record()["txid"] == 90
+
+
+def test_the_check_asks_for_a_new_history_after_two_failures(world, monkeypatch):
+    world.db.write_text("db")
+    world.replica(95, 99)  # what was uploaded after a wipe
+    world.files(spans(99, start=95))
+    checking(world, monkeypatch, replicated=99, plan=None)
+    world.guard().check()
+    assert published(world)["restorable"] is False and published(world)["failures"] == 1
+    assert not (world.state / "new-history.json").exists(), "one failure could be a race"
+    world.guard().check()
+    request = json.loads((world.state / "new-history.json").read_text())
+    assert request["replica"] == "sftp://store:22/upload/host"
+    assert "cannot be restored" in request["why"]
+
+
+def test_a_pending_history_turns_green_once_its_snapshot_is_in_the_store(world, monkeypatch):
+    switched(world)
+    world.guard().start()
+    checking(world, monkeypatch, replicated=0, plan=None)
+    world.guard().check()
+    assert published(world)["new_history_pending"] is True
+    assert not (world.state / "new-history.json").exists(), "a pending history is waited for"
+    checking(world, monkeypatch, replicated=3, plan=3)
+    world.guard().check()
+    assert published(world)["new_history_pending"] is False
+    assert published(world)["restorable"] is True and published(world)["history_restarts"] == 1
+    assert history(world)["pending"] is None
+
+
+def test_the_drill_does_not_run_during_a_swap(world, capsys):
+    import fcntl
+
+    lock = (world.state / "swap.lock").open("ab")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    world.settings["drill"] = {"dir": str(world.state), "result": str(world.state / "r.json")}
+    world.guard().restore_drill()
+    assert "drill skipped" in capsys.readouterr().out
+    assert not (world.state / "r.json").exists()
