@@ -186,3 +186,45 @@ def test_asks_for_an_upload_at_once_when_writes_wait(world):
     # Not before writes waited push_after (5 s), then at most every 5 s.
     assert pushes and pushes[0] >= 1005
     assert all(b - a >= 5 for a, b in itertools.pairwise(pushes))
+
+
+@pytest.mark.parametrize(
+    ("check", "red_because"),
+    [
+        (None, None),
+        ({"restorable": True, "checked_unix": 990.0, "valid_for": 120}, None),
+        ({"restorable": None, "reason": "not checked: the store does not answer"}, None),
+        ({"restorable": False, "reason": "no plan"}, "replica cannot be restored: no plan"),
+        (
+            {"restorable": True, "new_history_pending": True, "reason": "waiting"},
+            "replica history restarted, not yet in the store: waiting",
+        ),
+        (
+            {"restorable": True, "checked_unix": 800.0, "valid_for": 120, "checked_at": "t"},
+            "replica check stale: last at t, good for 120 s",
+        ),
+    ],
+    ids=["none-yet", "restorable", "unknown", "not-restorable", "pending", "stale"],
+)
+def test_readiness_follows_the_replica_check(tmp_path, check, red_because):
+    path = tmp_path / "replica.json"
+    if check is not None:
+        path.write_text(json.dumps(check))
+    clock = Clock()
+    monitor = ReplicationMonitor(
+        Litestream(), max_lag=10, clock=clock, replica_check=str(path), wall_clock=clock
+    )
+    monitor.poll()
+    verdict = monitor.verdict()
+    if red_because is None:
+        assert verdict.ok, verdict.reason
+    else:
+        assert not verdict.ok and verdict.reason == red_because
+
+
+def test_an_unreadable_replica_check_is_red(tmp_path):
+    path = tmp_path / "replica.json"
+    path.write_text("{not json")
+    monitor = ReplicationMonitor(Litestream(), max_lag=10, replica_check=str(path))
+    monitor.poll()
+    assert monitor.verdict().reason.startswith("replica check unreadable")

@@ -50,6 +50,7 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     restore_drill_result: str = ""
+    replica_check_result: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -66,6 +67,7 @@ class Config:
             metrics_host=env.get("COUNTER_METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "COUNTER_METRICS_PORT", 0, 0, 65535),
             restore_drill_result=env.get("COUNTER_RESTORE_DRILL_RESULT", ""),
+            replica_check_result=env.get("COUNTER_REPLICA_CHECK_RESULT", ""),
         )
 
     def waitress_settings(self) -> dict[str, object]:
@@ -151,6 +153,7 @@ def main() -> int:
             query=lambda: socket_position(config.litestream_socket, db),
             push=lambda: socket_position(config.litestream_socket, db, wait=True, timeout=10),
             max_lag=config.max_replica_lag,
+            replica_check=config.replica_check_result,
         )
         replication.start()
     app = create_app(store, replication)

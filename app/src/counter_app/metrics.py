@@ -30,7 +30,7 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from counter_app.replication import ReplicationMonitor
@@ -208,6 +208,27 @@ class StateCollector(Collector):
             "1 when /healthz is green for replication (Litestream answers, lag within the limit)",
             value=1 if state.ready else 0,
         )
+        check = self._replication.replica_check()
+        if check is not None:
+            restorable = check.get("restorable")
+            if isinstance(restorable, bool):
+                yield GaugeMetricFamily(
+                    "counter_replica_restorable",
+                    "1 when the replica check found the replica restorable up to what "
+                    "Litestream confirmed (absent while it could not check)",
+                    value=1 if restorable else 0,
+                )
+            yield GaugeMetricFamily(
+                "counter_replica_new_history_pending",
+                "1 while a new replica history waits for its snapshot in the store",
+                value=1 if check.get("new_history_pending") else 0,
+            )
+            yield CounterMetricFamily(
+                "counter_replica_history_restarts",
+                "New replica histories begun on this host (a new, emptied or taken-over "
+                "destination, or a replica that could no longer be restored)",
+                value=int(check.get("history_restarts", 0)),
+            )
         if state.position is not None:
             local, replicated = state.position
             yield GaugeMetricFamily(

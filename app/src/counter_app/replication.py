@@ -7,8 +7,10 @@ database's local position and the position the replica has confirmed
 write in flight; the age of the oldest one is the replication lag.
 
 Readiness is red when Litestream has not answered for a few seconds (stopped,
-killed, restarting) or when the lag exceeds the limit (the store is away or
-too slow). Liveness does not ask this.
+killed, restarting), when the lag exceeds the limit (the store is away or
+too slow), or when the guard's replica check says the replica cannot be
+restored up to what Litestream confirmed, or that a new history waits for
+its snapshot (or its last word is too old). Liveness does not ask this.
 """
 
 from __future__ import annotations
@@ -43,6 +45,39 @@ class State:
     lag: float
     ready: bool
     position: Position | None
+
+
+def read_replica_check(path: str) -> dict | None:
+    """The guard's replica check result (litestream-guard check): None when
+    there is none yet; raises OSError or ValueError when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def replica_check_verdict(data: dict | None, now: float) -> Verdict | None:
+    """Red when the check says the replica cannot be restored, when a new
+    history waits for its snapshot, or when its word is older than it is
+    good for; None when there is no word yet."""
+    if data is None:
+        return None
+    reason = str(data.get("reason", ""))
+    if data.get("new_history_pending"):
+        return Verdict(False, f"replica history restarted, not yet in the store: {reason}")
+    if data.get("restorable") is False:
+        return Verdict(False, f"replica cannot be restored: {reason}")
+    checked, valid = data.get("checked_unix"), data.get("valid_for", 120)
+    numbers = isinstance(checked, int | float) and isinstance(valid, int | float)
+    if numbers and now - checked > valid:
+        return Verdict(
+            False, f"replica check stale: last at {data.get('checked_at')}, good for {valid} s"
+        )
+    return Verdict(True, "ok")
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -98,8 +133,15 @@ class ReplicationMonitor:
         clock: Callable[[], float] = time.monotonic,
         push: Callable[[], Position] | None = None,
         push_after: float = 5.0,
+        replica_check: str = "",
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._query = query
+        # The guard's replica check result file ("": not read).
+        self._replica_check_path = replica_check
+        self._replica_check: dict | None = None
+        self._replica_check_error = ""
+        self._wall_clock = wall_clock
         # Asked to upload now when writes wait longer than push_after, at most
         # once per push_after: the store's return is then noticed in seconds.
         self._push = push
@@ -121,6 +163,13 @@ class ReplicationMonitor:
 
     def poll(self) -> None:
         """Ask once and update the state."""
+        if self._replica_check_path:
+            try:
+                found, error = read_replica_check(self._replica_check_path), ""
+            except (OSError, ValueError) as problem:
+                found, error = None, str(problem)
+            with self._lock:
+                self._replica_check, self._replica_check_error = found, error
         now = self._clock()
         try:
             local, replicated = self._query()
@@ -162,7 +211,19 @@ class ReplicationMonitor:
                 f"replication behind: writes of the last {lag:.0f} s are not in the replica "
                 f"(local txid {local}, replica txid {replicated}, limit {self.max_lag:g} s)",
             )
+        with self._lock:
+            check, check_error = self._replica_check, self._replica_check_error
+        if check_error:
+            return Verdict(False, f"replica check unreadable: {check_error}")
+        verdict = replica_check_verdict(check, self._wall_clock())
+        if verdict is not None and not verdict.ok:
+            return verdict
         return Verdict(True, "ok")
+
+    def replica_check(self) -> dict | None:
+        """The replica check's last result as read (None: none)."""
+        with self._lock:
+            return self._replica_check
 
     def state(self) -> State:
         verdict = self.verdict()

@@ -769,6 +769,12 @@ def test_the_check_publishes_a_restorable_replica(world, monkeypatch):
 
 
 def test_the_check_asks_for_a_new_history_after_two_failures(world, monkeypatch):
+    systemctl = world.bin / "systemctl"
+    systemctl.write_text('#!/bin/sh\necho "systemctl $*" >> "$(dirname "$0")/events"\necho 4242\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setattr(guard_module, "SYSTEMCTL", str(systemctl))
+    killed = []
+    monkeypatch.setattr(guard_module.os, "kill", lambda pid, sig: killed.append((pid, sig)))
     world.db.write_text("db")
     world.replica(95, 99)  # what was uploaded after a wipe
     world.files(spans(99, start=95))
@@ -780,6 +786,7 @@ def test_the_check_asks_for_a_new_history_after_two_failures(world, monkeypatch)
     request = json.loads((world.state / "new-history.json").read_text())
     assert request["replica"] == "sftp://store:22/upload/host"
     assert "cannot be restored" in request["why"]
+    assert killed == [(4242, guard_module.signal.SIGTERM)], "Litestream ended for its restart"
 
 
 def test_a_pending_history_turns_green_once_its_snapshot_is_in_the_store(world, monkeypatch):
