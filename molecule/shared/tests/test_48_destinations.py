@@ -1,0 +1,256 @@
+"""The replica's destination changes under a live database: a switch to a
+new path and back, a replica wiped while the app runs, a path that holds
+another history. Under ~100 writes/s with every answer recorded: no failed
+request, readiness red while the replica cannot be restored and green again
+without an operator step, every acknowledged visit restorable, and never two
+histories in one path (README "Changing where a host replicates").
+
+A path switch within the scenario's store is the same case for the guard as
+a switch of store, bucket or endpoint: what it compares is the destination's
+fingerprint and what the destination holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import yaml
+
+from conftest import (
+    _S3_LIST,
+    APP_UNIT,
+    CONFIG,
+    DB,
+    ENV_FILE,
+    GUARD,
+    LITESTREAM,
+    LITESTREAM_UNIT,
+    STORE,
+    VENV_PY,
+    Load,
+    app_name,
+    delete_replica_objects,
+    deployed_replica,
+    get,
+    healthy,
+    host_now,
+    journal,
+    remove_database,
+    run_site,
+    sftp_account,
+    stop_app,
+    visit,
+    wait_until,
+)
+
+SCRATCH = "/var/tmp/destinations"  # noqa: S108 - on a test host
+
+
+def _moved(replica: dict, suffix: str) -> dict:
+    """The same store, another path beside the host's own (within what its
+    credentials may use)."""
+    path = replica["path"]
+    if replica["type"] == "s3":
+        return {**replica, "path": path.rsplit("/", 1)[0] + f"/{suffix}.db"}
+    return {**replica, "path": f"{path}-{suffix}"}
+
+
+def _deploy(app, storage, replica: dict | None) -> float:
+    """site.yml for this host (and the store, whose facts it reads), with
+    the replica given; returns when the play ended (monotonic)."""
+    extra = {"litestream_replica": replica} if replica else {}
+    result = run_site(extra, limit=f"{app_name(app)},{app_name(storage)}")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return time.monotonic()
+
+
+def _green_within(app, seconds: float, since: float) -> float:
+    wait_until(lambda: healthy(app), timeout=seconds, what="readiness green", interval=0.5)
+    return time.monotonic() - since
+
+
+def _status(app) -> dict:
+    return json.loads(app.check_output(f"{GUARD} status"))
+
+
+def _restore_from(app, replica: dict) -> int:
+    """The count a restore of `replica` gives (Litestream's own restore, as
+    an operator would run it with a configuration naming that destination)."""
+    app.check_output("rm -rf %s && install -d -m 0700 %s", SCRATCH, SCRATCH)
+    config = yaml.safe_load(app.file(CONFIG).content_string)
+    config["dbs"][0]["replica"] = {
+        k: v
+        for k, v in {**config["dbs"][0]["replica"], **replica}.items()
+        if k not in ("access-key-id", "secret-access-key")
+    }
+    if replica["type"] == "s3":
+        config["dbs"][0]["replica"]["access-key-id"] = "${LITESTREAM_ACCESS_KEY_ID}"
+        config["dbs"][0]["replica"]["secret-access-key"] = "${LITESTREAM_SECRET_ACCESS_KEY}"
+    for key in ("socket", "addr"):
+        config.pop(key, None)
+    app.check_output("printf '%%s' %s > %s/litestream.yml", yaml.safe_dump(config), SCRATCH)
+    app.check_output(
+        "set -a; [ ! -r %s ] || . %s; %s restore -config %s/litestream.yml -o %s/copy.db %s",
+        ENV_FILE,
+        ENV_FILE,
+        LITESTREAM,
+        SCRATCH,
+        SCRATCH,
+        DB,
+    )
+    count = app.check_output(
+        "%s -c %s %s",
+        VENV_PY,
+        "import apsw,sys; print(apsw.Connection(sys.argv[1]).execute("
+        "'SELECT count FROM visits').fetchone()[0])",
+        f"{SCRATCH}/copy.db",
+    )
+    app.check_output("rm -rf %s", SCRATCH)
+    return int(count)
+
+
+def test_a_switch_and_back_keeps_replicating_and_both_destinations_restore(app, storage, figures):
+    original = deployed_replica(app)
+    switched = _moved(original, "switched")
+    with Load(app, rate=100, seconds=600) as load:
+        time.sleep(5)
+        ended = _deploy(app, storage, switched)
+        took = _green_within(app, 60, ended)
+        acked_green = visit(app)
+        status = _status(app)
+        assert status["destination"].endswith(switched["path"].strip("/")), status
+        assert status["history"]["restarts"] >= 1
+        assert status["replica_check"]["restorable"] is True, status["replica_check"]
+        assert _restore_from(app, switched) >= acked_green
+        figures["destination switch: deploy end -> readiness green"] = f"{took:.1f} s"
+        # Back to the first path: this host's own older history goes on.
+        time.sleep(5)
+        since = host_now(app)
+        ended = _deploy(app, storage, None)
+        took_back = _green_within(app, 60, ended)
+        acked_back = visit(app)
+        seen = load.stop()
+    said = journal(app, since, LITESTREAM_UNIT)
+    assert "holds this host's own older history" in said, said[-3000:]
+    assert seen["failed"] == 0, seen
+    assert _restore_from(app, original) >= acked_back
+    # The destination left behind still restores its last state.
+    assert _restore_from(app, switched) >= acked_green
+    figures["destination switch back: deploy end -> readiness green"] = f"{took_back:.1f} s"
+
+
+def _objects(app, storage, replica: dict) -> list[str]:
+    """The objects under a replica path: the SFTP server's files (below the
+    host's chroot), or the keys an S3 listing gives."""
+    path = replica["path"].strip("/")
+    if replica["type"] == "sftp":
+        root = f"{STORE['sftp_root']}/{sftp_account(app_name(app))}"
+        found = storage.check_output("find %s -type f", f"{root}/{path}").split()
+        return [f[len(root) + 1 :] for f in found]
+    bucket = (STORE["s3_endpoint"], STORE["s3_bucket"])
+    return app.check_output(
+        "python3 -c %s %s %s %s %s", _S3_LIST, ENV_FILE, *bucket, f"{path}/"
+    ).split()
+
+
+def _wipe(app, storage, replica_kind) -> list[str]:
+    """Every LTX file under this host's replica path deleted, through the
+    store (S3: its API; SFTP: the server's files, below the host's path)."""
+    if replica_kind == "sftp":
+        return delete_replica_objects(app, storage, replica_kind, r"\.ltx$")
+    path = deployed_replica(app)["path"].strip("/")
+    return delete_replica_objects(app, storage, replica_kind, "^" + re.escape(path) + "/")
+
+
+def test_a_replica_wiped_at_runtime_is_red_then_restarted_and_restorable(
+    app, storage, replica_kind, figures
+):
+    with Load(app, rate=100, seconds=600) as load:
+        time.sleep(5)
+        gone = _wipe(app, storage, replica_kind)
+        assert gone, "the replica held files"
+        wiped = time.monotonic()
+        wait_until(lambda: not healthy(app), timeout=60, what="readiness red", interval=0.5)
+        red = time.monotonic() - wiped
+        reason = get(app, "/healthz")["body"]
+        wait_until(lambda: healthy(app), timeout=120, what="readiness green again", interval=1)
+        green = time.monotonic() - wiped
+        time.sleep(3)
+        seen = load.stop()
+    assert seen["failed"] == 0, seen
+    assert "replica" in reason, reason
+    status = _status(app)
+    assert status["replica_check"]["restorable"] is True
+    assert "cannot be restored" in status["history"]["last"]["why"], status["history"]
+    # A host loss now restores every acknowledged visit.
+    stop_app(app)
+    remove_database(app)
+    app.check_output(f"systemctl start {APP_UNIT}")
+    wait_until(lambda: healthy(app), timeout=120, what="restored")
+    assert visit(app) - 1 >= seen["max_ack"]
+    figures["replica wiped at runtime: red after / green again after"] = (
+        f"{red:.1f} s / {green:.1f} s"
+    )
+
+
+def _foreign_history(app, replica: dict) -> None:
+    """Another database's history at `replica` (as another host, or a copy
+    from elsewhere, would leave it): Litestream itself replicates a scratch
+    database there once."""
+    app.check_output("rm -rf %s && install -d -m 0700 %s", SCRATCH, SCRATCH)
+    app.check_output(
+        "python3 -c %s %s",
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+        "c.execute('PRAGMA journal_mode=wal'); c.execute('CREATE TABLE t(x)'); "
+        "c.execute('INSERT INTO t VALUES (1)'); c.commit()",
+        f"{SCRATCH}/other.db",
+    )
+    config = yaml.safe_load(app.file(CONFIG).content_string)
+    entry = config["dbs"][0]
+    entry["path"] = f"{SCRATCH}/other.db"
+    entry["replica"] = {**entry["replica"], "path": replica["path"]}
+    config = {"dbs": [entry]}
+    app.check_output("printf '%%s' %s > %s/litestream.yml", yaml.safe_dump(config), SCRATCH)
+    app.check_output(
+        "set -a; [ ! -r %s ] || . %s; timeout 60 %s replicate -once -config %s/litestream.yml",
+        ENV_FILE,
+        ENV_FILE,
+        LITESTREAM,
+        SCRATCH,
+    )
+    app.check_output("rm -rf %s", SCRATCH)
+
+
+def test_a_path_holding_another_history_is_refused_and_taken_over_on_request(
+    app, storage, replica_kind
+):
+    original = deployed_replica(app)
+    foreign = _moved(original, "foreign")
+    _foreign_history(app, foreign)
+    before = visit(app)
+    since = host_now(app)
+    run_site({"litestream_replica": foreign}, limit=f"{app_name(app)},{app_name(storage)}")
+    wait_until(
+        lambda: "holds another history" in journal(app, since, LITESTREAM_UNIT),
+        timeout=90,
+        what="the guard refuses the path",
+    )
+    said = journal(app, since, LITESTREAM_UNIT)
+    assert "empty path" in said and "litestream-guard takeover" in said, said[-3000:]
+    assert not healthy(app), "never ready while nothing replicates"
+    objects_before = _objects(app, storage, foreign)
+    assert objects_before, "the foreign history is there, untouched"
+    # The way out: take the path over (the foreign objects are kept aside).
+    app.check_output(f"{GUARD} takeover")
+    wait_until(lambda: healthy(app), timeout=90, what="ready after the takeover")
+    assert visit(app) > before
+    kept = [o for o in _objects(app, storage, foreign) if "/aside-" in o]
+    assert len(kept) == len(objects_before), (objects_before, kept)
+    assert sorted(o.split("/aside-", 1)[1].split("/", 1)[1] for o in kept) == sorted(
+        o.split(foreign["path"].strip("/") + "/", 1)[1] for o in objects_before
+    ), "the same objects, under the dated prefix"
+    # Back to the host's own path for what follows.
+    ended = _deploy(app, storage, None)
+    _green_within(app, 90, ended)
