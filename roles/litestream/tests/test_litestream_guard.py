@@ -812,3 +812,25 @@ def test_the_drill_does_not_run_during_a_swap(world, capsys):
     world.guard().restore_drill()
     assert "drill skipped" in capsys.readouterr().out
     assert not (world.state / "r.json").exists()
+
+
+def classify(world, monkeypatch, files: list[dict], takeover: bool = False) -> dict:
+    import io
+
+    monkeypatch.setattr(guard_module.sys, "stdin", io.StringIO(json.dumps(files)))
+    world.guard().classify(OTHER, takeover)
+
+
+def test_a_deploy_classifies_the_new_destination(world, monkeypatch, capsys):
+    world.db.write_text("db")
+    world.here(40)
+    classify(world, monkeypatch, [])
+    assert json.loads(capsys.readouterr().out)["class"] == "empty"
+    with pytest.raises(guard_module.Refused) as caught:
+        classify(world, monkeypatch, spans(10, 70))
+    assert "holds another history" in str(caught.value) and "Not switching" in str(caught.value)
+    assert "litestream_replica_takeover=true" in str(caught.value)
+    classify(world, monkeypatch, spans(10, 70), takeover=True)
+    assert json.loads(capsys.readouterr().out)["class"] == "takeover"
+    request = json.loads((world.state / "new-history.json").read_text())
+    assert request["replica"] == OTHER
