@@ -223,34 +223,53 @@ def _foreign_history(app, replica: dict) -> None:
     app.check_output("rm -rf %s", SCRATCH)
 
 
-def test_a_path_holding_another_history_is_refused_and_taken_over_on_request(
+def test_a_deploy_to_a_path_holding_another_history_is_refused_before_any_change(app, storage):
+    foreign = _moved(deployed_replica(app), "foreign")
+    _foreign_history(app, foreign)
+    config_before = app.file(CONFIG).sha256sum
+    before = visit(app)
+    result = run_site({"litestream_replica": foreign}, limit=f"{app_name(app)},{app_name(storage)}")
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    assert "The new Litestream settings were refused" in output, output[-3000:]
+    assert "holds another history" in output and "Not switching" in output
+    assert "empty path" in output and "litestream_replica_takeover=true" in output
+    assert app.file(CONFIG).sha256sum == config_before
+    assert visit(app) == before + 1 and healthy(app)
+
+
+def test_another_history_in_the_hosts_own_path_is_refused_at_start_then_taken_over(
     app, storage, replica_kind
 ):
-    original = deployed_replica(app)
-    foreign = _moved(original, "foreign")
-    _foreign_history(app, foreign)
-    before = visit(app)
+    own = deployed_replica(app)
+    stop_app(app)
+    # The host's path reused: its history gone, another one in its place.
+    assert _wipe(app, storage, replica_kind)
+    _foreign_history(app, own)
+    foreign_objects = _objects(app, storage, own)
+    assert foreign_objects
     since = host_now(app)
-    run_site({"litestream_replica": foreign}, limit=f"{app_name(app)},{app_name(storage)}")
+    app.check_output(f"systemctl start --no-block {APP_UNIT}")
     wait_until(
         lambda: "holds another history" in journal(app, since, LITESTREAM_UNIT),
-        timeout=90,
+        timeout=60,
         what="the guard refuses the path",
     )
     said = journal(app, since, LITESTREAM_UNIT)
     assert "empty path" in said and "litestream-guard takeover" in said, said[-3000:]
     assert not healthy(app), "never ready while nothing replicates"
-    objects_before = _objects(app, storage, foreign)
-    assert objects_before, "the foreign history is there, untouched"
-    # The way out: take the path over (the foreign objects are kept aside).
+    assert _objects(app, storage, own) == foreign_objects, "nothing touched"
+    # The way out: take the path over (its objects kept under a dated prefix).
     app.check_output(f"{GUARD} takeover")
     wait_until(lambda: healthy(app), timeout=90, what="ready after the takeover")
-    assert visit(app) > before
-    kept = [o for o in _objects(app, storage, foreign) if "/aside-" in o]
-    assert len(kept) == len(objects_before), (objects_before, kept)
-    assert sorted(o.split("/aside-", 1)[1].split("/", 1)[1] for o in kept) == sorted(
-        o.split(foreign["path"].strip("/") + "/", 1)[1] for o in objects_before
-    ), "the same objects, under the dated prefix"
-    # Back to the host's own path for what follows.
-    ended = _deploy(app, storage, None)
-    _green_within(app, 90, ended)
+    acked = visit(app)
+    kept = sorted(
+        o.split("/aside-", 1)[1].split("/", 1)[1]
+        for o in _objects(app, storage, own)
+        if "/aside-" in o
+    )
+    prefix = own["path"].strip("/") + "/"
+    assert kept == sorted(o.split(prefix, 1)[1] for o in foreign_objects), (foreign_objects, kept)
+    status = _status(app)
+    assert "taken over" in status["history"]["last"]["why"]
+    assert _restore_from(app, own) >= acked

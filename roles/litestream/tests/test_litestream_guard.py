@@ -716,8 +716,20 @@ def test_a_wiped_destination_of_this_host_begins_a_new_history(world):
     Path(world.settings["replica"]["path"], "ltx").mkdir(parents=True)
     world.guard().start()
     assert world.record()["how"] == "new history"
-    assert "restores only up to TXID none" in history(world)["last"]["why"]
+    assert "no restore plan" in history(world)["last"]["why"]
     assert len(list(Path(world.settings["replica"]["path"]).glob("aside-*"))) == 1
+
+
+def test_another_history_in_this_hosts_own_path_is_refused(world):
+    world.db.write_text("db")
+    world.local(60)
+    world.here(50)
+    world.replica(3, 8)  # restores, but only up to TXID 8: not what this host confirmed
+    error = refused(world)
+    assert error.code == guard_module.EXIT_REFUSED
+    assert "restores up to TXID 8 only, while this host had confirmed TXID 50" in str(error)
+    assert "litestream-guard takeover" in str(error)
+    assert not (world.bin / "events").exists(), "nothing reset, nothing moved"
 
 
 def test_a_rolled_back_file_is_refused_also_on_an_emptied_destination(world):
