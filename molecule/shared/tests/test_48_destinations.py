@@ -155,6 +155,11 @@ def _objects(app, storage, replica: dict) -> list[str]:
     ).split()
 
 
+def _set_aside(objects: list[str]) -> list[str]:
+    """The objects under an aside-<time> prefix, named as in the path."""
+    return sorted(o.split("/aside-", 1)[1].split("/", 1)[1] for o in objects if "/aside-" in o)
+
+
 def _wipe(app, storage, replica_kind) -> list[str]:
     """Every LTX file under this host's replica path deleted, through the
     store (S3: its API; SFTP: the server's files, below the host's path)."""
