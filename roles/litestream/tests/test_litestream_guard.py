@@ -760,6 +760,7 @@ def checking(world, monkeypatch, replicated: int, plan: int | None) -> None:
 def test_the_check_publishes_a_restorable_replica(world, monkeypatch):
     world.db.write_text("db")
     world.replica(1, 90)
+    world.here(80)
     checking(world, monkeypatch, replicated=90, plan=90)
     world.guard().check()
     assert published(world) | {"checked_at": None, "checked_unix": None} == {
@@ -846,3 +847,22 @@ def test_a_deploy_classifies_the_new_destination(world, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["class"] == "takeover"
     request = json.loads((world.state / "new-history.json").read_text())
     assert request["replica"] == OTHER
+
+
+def test_a_stop_records_the_destination_litestream_ran_on(world, monkeypatch):
+    """A deploy that switches destination has written the new settings when
+    systemd stops the running Litestream: its last position belongs to the
+    old destination, which the next start then notes as left."""
+    world.db.write_text("db")
+    world.here(40)
+    monkeypatch.setenv("MAINPID", "1")
+    monkeypatch.setattr(
+        guard_module.Guard, "socket_request", lambda *a, **k: {"txid": 45, "replicated_txid": 45}
+    )
+    world.settings["replica_id"] = OTHER
+    world.guard().stop()
+    record = json.loads((world.state / "replica-position.json").read_text())
+    assert record["replica"] == "sftp://store:22/upload/host" and record["txid"] == 45
+    world.local(45)
+    world.guard().start()
+    assert world.guard().destinations()["sftp://store:22/upload/host"]["txid"] == 45
