@@ -871,8 +871,8 @@ def test_a_stop_records_the_destination_litestream_ran_on(world, monkeypatch):
 def test_the_sftp_move_pins_the_host_key_as_openssh_names_it(tmp_path, monkeypatch):
     fake = tmp_path / "sftp"
     fake.write_text(
-        '#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\ncat > "$(dirname "$0")/batch"\n'
-        'for a; do case $a in UserKnownHostsFile=*) cat "${a#*=}" > "$(dirname "$0")/known";; esac; done\n'
+        '#!/bin/sh\nhere=$(dirname "$0")\necho "$@" > "$here/args"\ncat > "$here/batch"\n'
+        'for a; do case $a in UserKnownHostsFile=*) cat "${a#*=}" > "$here/known";; esac; done\n'
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
