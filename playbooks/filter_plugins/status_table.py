@@ -18,6 +18,8 @@ COLUMNS = [
     "ready",
     "last drill",
     "store",
+    "restorable",
+    "history",
 ]
 
 
@@ -52,6 +54,17 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
         notes.append(f"litestream-guard: {guard['error']}")
     if "error" in litestream_state:
         notes.append(f"Litestream's control socket: {litestream_state['error']}")
+    check = guard.get("replica_check") or {}
+    restorable = {True: "yes", False: "NO", None: "?"}.get(check.get("restorable"), "?")
+    if check.get("new_history_pending"):
+        restorable = "PENDING"
+        notes.append(f"replica: {check.get('reason', '')}")
+    elif check.get("restorable") is False:
+        notes.append(f"replica cannot be restored: {check.get('reason', '')}")
+    history = guard.get("history") or {}
+    restarts = int(history.get("restarts", 0) or 0)
+    last_restart = (history.get("last") or {}).get("at", "")
+    history_cell = f"{restarts} new" + (f", last {last_restart}" if restarts else "")
     status = ready.get("status", 0)
     if status != 200:
         notes.append(f"readiness: {ready.get('body', '')}")
@@ -67,6 +80,8 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
         "yes" if status == 200 else f"NO ({status})",
         last,
         store,
+        restorable,
+        history_cell,
     ]
     return row, notes
 
@@ -78,7 +93,7 @@ def status_table(reports: dict) -> str:
     for host in sorted(reports):
         report = reports[host]
         if "unreachable" in report:
-            rows.append([host, "?", "?", "?", "?", "?", "?", "?", "?", "?", "?"])
+            rows.append([host] + ["?"] * (len(COLUMNS) - 1))
             notes.append(f"{host}: not reached: {report['unreachable']}")
             continue
         row, host_notes = _row(host, report)

@@ -47,7 +47,12 @@ READ_COUNT = (
     "print(sqlite3.connect(sys.argv[1]).execute('SELECT count FROM visits').fetchone()[0])"
 )
 INSTALL_DIR = str(Path(VENV_PY).parents[2])  # <install dir>/venv/bin/python
-DRILL_UNITS = ["litestream-restore-drill.timer", "litestream-restore-drill.service"]
+DRILL_UNITS = [
+    "litestream-restore-drill.timer",
+    "litestream-restore-drill.service",
+    "litestream-replica-check.timer",
+    "litestream-replica-check.service",
+]
 APP_GONE = [
     f"/etc/systemd/system/{APP_UNIT}",
     f"/etc/systemd/system/{LITESTREAM_UNIT}",
