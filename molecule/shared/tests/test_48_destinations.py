@@ -27,6 +27,7 @@ from conftest import (
     GUARD,
     LITESTREAM,
     LITESTREAM_UNIT,
+    SETTINGS,
     STORE,
     VENV_PY,
     Load,
@@ -136,8 +137,22 @@ def test_a_switch_and_back_keeps_replicating_and_both_destinations_restore(app, 
     assert "holds this host's own older history" in said, said[-3000:]
     assert seen["failed"] == 0, seen
     assert _restore_from(app, original) >= acked_back
-    # The destination left behind still restores its last state.
+    # The destination left behind still restores its last state, by hand and
+    # through restore.yml (restore_replica names it; a dry run here).
     assert _restore_from(app, switched) >= acked_green
+    plan = run_site(
+        {
+            "restore_hosts": app_name(app),
+            "restore_latest": True,
+            "restore_dry_run": True,
+            "restore_replica": switched,
+        },
+        playbook="playbooks/restore.yml",
+    )
+    said = plan.stdout + plan.stderr
+    assert plan.returncode == 0, said[-3000:]
+    assert "restore-source.yml" in said and "DRY RUN" in said, said[-3000:]
+    assert not app.file(f"{SETTINGS['litestream_config_dir']}/restore-source.env").exists
     figures["destination switch back: deploy end -> readiness green"] = f"{took_back:.1f} s"
 
 

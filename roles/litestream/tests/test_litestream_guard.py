@@ -898,3 +898,24 @@ def test_the_sftp_move_pins_the_host_key_as_openssh_names_it(tmp_path, monkeypat
     replica["host"] = "store:2222"
     guard_module.Store.of(replica, {}, 5).move_aside("x")
     assert (tmp_path / "known").read_text().startswith("[store]:2222 ")
+
+
+def test_a_restore_can_read_another_destination(operator, tmp_path):
+    """restore.yml's restore_replica: the destination used before a switch,
+    named by a configuration and an environment file of its own."""
+    source = tmp_path / "before-switch.yml"
+    source.write_text("dbs: []\n")
+    (operator.bin / "plan.json").write_text(json.dumps({"max_txid": f"{7:016x}", "files": []}))
+    result = guard_module._restore_run(
+        operator.guard(),
+        "restore-plan",
+        guard_module._restore_args("restore-plan", ["--txid", "7", "--source-config", str(source)]),
+    )
+    assert result["from"] == f"the destination in {source}" and result["restores_to_txid"] == 7
+    assert f"-config {source}" in (operator.bin / "events").read_text()
+    with pytest.raises(guard_module.Refused, match="cannot be read"):
+        guard_module._restore_run(
+            operator.guard(),
+            "restore-plan",
+            guard_module._restore_args("restore-plan", ["--latest", "--source-config", "/nope"]),
+        )
