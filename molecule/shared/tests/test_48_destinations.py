@@ -305,8 +305,10 @@ def _power_cut_and_redeploy(app, storage, replica: dict | None) -> int:
     docker("kill", name)
     docker("start", name)
     wait_until(
-        lambda: app.run("timeout 30 systemctl is-system-running --wait").stdout.strip()
-        in ("running", "degraded"),
+        lambda: (
+            app.run("timeout 30 systemctl is-system-running --wait").stdout.strip()
+            in ("running", "degraded")
+        ),
         timeout=120,
         what="the host boots",
     )
@@ -336,6 +338,5 @@ def test_switches_after_l0_retention_with_power_cuts_lose_nothing_acknowledged(
         assert seen["failed"] == 0, seen
         restored = _power_cut_and_redeploy(app, storage, replica)
         assert restored >= acked, (restored, acked)
-        figures[f"switch {label} after 5.5 min of writes: deploy end -> green / restored >= acked"] = (
-            f"{took:.1f} s / {restored} >= {acked}"
-        )
+        key = f"switch {label} after 5.5 min of writes: deploy end -> green / restored >= acked"
+        figures[key] = f"{took:.1f} s / {restored} >= {acked}"
