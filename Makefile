@@ -128,6 +128,7 @@ drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	$(MAKE) demo
 	scripts/lab-stop-drill.sh
 	scripts/lab-alert-drill.sh
+	$(BIN)/python scripts/lab-switch-drill.py
 
 # On the lab `make demo` made: the store frozen (docker pause) until the
 # replication-behind alert fires in Prometheus and Alertmanager, then back

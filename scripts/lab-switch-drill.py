@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Drill on the running lab (`make demo`, SFTP): lab-app1 switches stores
+SFTP -> S3 -> SFTP under ~100 visits/s, each switch a deploy of the changed
+variable (`site.yml -e lab_replica=...`, as `make demo REPLICA=...` does)
+after more than Litestream's l0-retention (5 min) of writes. After each
+switch: no failed visit, readiness green again within 60 s of the deploy,
+then a power cut of lab-app1 (its disk lost) and a re-deploy restore at
+least every visit acknowledged before the last green readiness. The second
+switch returns to this host's own older history on SFTP.
+
+    scripts/lab-switch-drill.py [--wait SECONDS]   (run by `make drills`)
+
+Prints one line per switch with its figures; exits 1 when a bound is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = ROOT / ".venv" / "bin" / "ansible-playbook"
+HOST, URL = "lab-app1", "http://127.0.0.1:8080"
+
+
+class Load:
+    """~rate visits/s to lab-app1 from this machine, every answer counted."""
+
+    def __init__(self, rate: int = 100, threads: int = 4) -> None:
+        self.gap = threads / rate
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = self.failed = self.max_ack = 0
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._work) for _ in range(threads)]
+
+    def _work(self) -> None:
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(URL + "/", timeout=10) as answer:
+                    n = int(answer.read().decode().split()[5])
+                with self.lock:
+                    self.ok += 1
+                    self.max_ack = max(self.max_ack, n)
+            except (OSError, ValueError, IndexError) as error:
+                with self.lock:
+                    self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(str(error))
+            time.sleep(max(0.0, self.gap - (time.monotonic() - started)))
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def healthy() -> bool:
+    try:
+        with urllib.request.urlopen(URL + "/healthz", timeout=5) as answer:
+            return answer.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+def visit() -> int:
+    with urllib.request.urlopen(URL + "/", timeout=10) as answer:
+        return int(answer.read().decode().split()[5])
+
+
+def wait(check, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise SystemExit(f"{what}: not within {timeout:.0f} s")
+
+
+def deploy(replica: str) -> None:
+    out = subprocess.run(
+        [str(PLAYBOOK), "-i", "inventory/lab", "site.yml", "-e", f"lab_replica={replica}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        said = out.stdout[-3000:] + out.stderr[-2000:]
+        raise SystemExit(f"the deploy to {replica} failed:\n{said}")
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def power_cut_and_redeploy(replica: str) -> int:
+    """lab-app1 cut off; it comes back with its database lost and is
+    deployed again: the count it restored."""
+    sh("docker", "exec", HOST, "systemctl", "disable", "counter", "litestream")
+    sh("docker", "kill", HOST)
+    sh("docker", "start", HOST)
+    wait(
+        lambda: (
+            sh(
+                "docker", "exec", HOST, "sh", "-c", "systemctl is-system-running --wait || true"
+            ).strip()
+            in ("running", "degraded")
+        ),
+        120,
+        "lab-app1 boots",
+    )
+    sh(
+        "docker",
+        "exec",
+        HOST,
+        "sh",
+        "-c",
+        "rm -rf /var/lib/counter/counter.db* /var/lib/counter/.counter.db-litestream",
+    )
+    deploy(replica)
+    wait(healthy, 120, "lab-app1 restored and ready")
+    return visit() - 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wait", type=float, default=330, help="seconds of writes before a switch")
+    args = parser.parse_args()
+    if not healthy():
+        raise SystemExit("lab-app1 is not ready: run `make demo` first")
+    failures = 0
+    for replica in ("s3", "sftp"):
+        with Load() as load:
+            time.sleep(args.wait)
+            deploy(replica)
+            green = wait(healthy, 60, f"readiness green after the switch to {replica}")
+            acked = visit()
+        restored = power_cut_and_redeploy(replica)
+        status = json.loads(sh("docker", "exec", HOST, "litestream-guard", "status"))
+        said = (status.get("history") or {}).get("last", {})
+        ok = load.failed == 0 and restored >= acked
+        failures += not ok
+        print(
+            f"switch to {replica}: {load.ok} visits, {load.failed} failed {load.errors}; green "
+            f"{green:.1f} s after the deploy; power cut + re-deploy restored {restored} "
+            f"(acknowledged before green: {acked}); last new history: {said.get('why', 'none')}"
+        )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
