@@ -114,6 +114,10 @@ def _restore_from(app, replica: dict) -> int:
     return int(count)
 
 
+# Each scenario runs two of these four in `make test` (time): the switch on
+# SFTP, the deploy-time refusal on S3; the wipe and the takeover on both.
+# The switch runs on both stores in `make drills` (after 5.5 min of writes).
+@pytest.mark.sftp
 def test_a_switch_and_back_keeps_replicating_and_both_destinations_restore(app, storage, figures):
     original = deployed_replica(app)
     switched = _moved(original, "switched")
@@ -245,6 +249,7 @@ def _foreign_history(app, replica: dict) -> None:
     app.check_output("rm -rf %s", SCRATCH)
 
 
+@pytest.mark.s3
 def test_a_deploy_to_a_path_holding_another_history_is_refused_before_any_change(app, storage):
     foreign = _moved(deployed_replica(app), "foreign")
     _foreign_history(app, foreign)

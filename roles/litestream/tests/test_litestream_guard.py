@@ -40,6 +40,8 @@ status)
     ;;
 ltx)
     [ -e "$here/unreachable" ] && { echo "Error: dial tcp: connection refused" >&2; exit 1; }
+    # Once the file replica's LTX files were moved aside, the path lists none.
+    if ls -d "$here/../replica/aside-"* >/dev/null 2>&1; then echo "[]"; exit 0; fi
     cat "$here/ltx.json"
     ;;
 reset)
@@ -635,7 +637,7 @@ def test_restorable_to_reads_every_level_like_litestreams_plan():
     assert restorable_to(spans(9, level=9) + spans(12, start=10)) == 12, "snapshot, then L0"
     assert restorable_to(spans(20, level=1) + spans(5, 25)) == 25, "overlapping levels chain"
     assert restorable_to(spans(30, start=21)) == 0, "no snapshot, no start at TXID 1"
-    assert restorable_to(spans(5) + spans(30, start=21)) == 5, "a gap ends it"
+    assert restorable_to(spans(5) + spans(30, start=21)) == 0, "a gap: no plan for the newest"
 
 
 def test_a_switch_to_an_empty_destination_begins_a_new_history(world, capsys):
@@ -919,3 +921,39 @@ def test_a_restore_can_read_another_destination(operator, tmp_path):
             "restore-plan",
             guard_module._restore_args("restore-plan", ["--latest", "--source-config", "/nope"]),
         )
+
+
+def test_the_check_waits_out_a_switch_and_an_unconfirmed_position(world, monkeypatch):
+    world.db.write_text("db")
+    world.here(80)
+    world.files(spans(99, start=95))
+    checking(world, monkeypatch, replicated=99, plan=None)
+    world.settings["replica_id"] = OTHER  # new settings, Litestream not restarted yet
+    for _ in range(3):
+        world.guard().check()
+    assert published(world)["failures"] == 0 and "switching" in published(world)["reason"]
+    assert not (world.state / "new-history.json").exists()
+    world.settings["replica_id"] = "sftp://store:22/upload/host"
+    checking(world, monkeypatch, replicated=0, plan=None)
+    world.guard().check()
+    assert published(world)["restorable"] is None, "0: nothing confirmed yet"
+    checking(world, monkeypatch, replicated=50, plan=90)
+    world.guard().check()
+    assert world.record()["txid"] == 80, "the check never lowers the record"
+
+
+def test_a_rolled_back_file_does_not_begin_a_history_elsewhere(world):
+    switched(world, local=30)
+    error = refused(world)
+    assert error.code == guard_module.EXIT_REFUSED and "is at TXID 30" in str(error)
+    assert not (world.bin / "events").exists()
+
+
+def test_a_check_is_skipped_while_a_start_runs(world):
+    import fcntl
+
+    lock = (world.state / "guard.lock").open("ab")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with pytest.raises(guard_module.Refused) as caught, world.guard().exclusive("check"):
+        pass
+    assert caught.value.code == 0
