@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import (
+from deployment import (
     APP_UNIT,
     CONFIG,
     DATA,
@@ -22,12 +22,9 @@ from conftest import (
     SETTINGS,
     STORE,
     USER,
-    app_name,
-    main_pid,
-    sftp_account,
-    sftp_upload_path,
-    unit_prop,
 )
+from hosts import app_name, http_get, main_pid, unit_prop
+from stores import sftp_account, sftp_upload_path
 
 UNITS = (LITESTREAM_UNIT, APP_UNIT)
 UNIT_FILES = [f"/etc/systemd/system/{unit}" for unit in UNITS]
@@ -288,16 +285,7 @@ def test_s3_store_is_hardened_and_needs_credentials(storage, apps):
 
 
 def s3_request_anonymous(host) -> dict:
-    script = (
-        "import json, sys, urllib.request, urllib.error\n"
-        "try:\n"
-        "    urllib.request.urlopen(sys.argv[1], timeout=10)\n"
-        "    print(json.dumps({'status': 200}))\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    print(json.dumps({'status': e.code, 'body': e.read().decode()}))\n"
-    )
-    url = f"{STORE['s3_endpoint']}/{STORE['s3_bucket']}?list-type=2"
-    return json.loads(host.check_output("python3 -c %s %s", script, url))
+    return http_get(host, f"{STORE['s3_endpoint']}/{STORE['s3_bucket']}?list-type=2")
 
 
 @pytest.mark.s3

@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
-    DB,
-    ENV_FILE,
-    LITESTREAM_UNIT,
-    SETTINGS,
-    USER,
-    VENV_PY,
-    main_pid,
-)
+from deployment import DB, ENV_FILE, LITESTREAM_UNIT, SETTINGS, USER, VENV_PY
+from hosts import main_pid
 
 
 def as_app(host, command: str, *args: str):

@@ -8,7 +8,8 @@ import re
 
 import yaml
 
-from conftest import CONFIG, LITESTREAM_UNIT, SETTINGS, recap_changed, run_site, unit_prop, visit
+from deployment import CONFIG, LITESTREAM_UNIT, SETTINGS
+from hosts import recap_changed, run_site, unit_prop, visit
 
 RETENTION = SETTINGS["litestream_retention"]
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}

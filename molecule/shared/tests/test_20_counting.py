@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import concurrent_visits, get, visit
+from hosts import concurrent_visits, get, visit
 
 
 def test_each_get_counts_one_more(app):

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
-    app_name,
-    replica_count,
-    replica_objects,
-    sftp_account,
-    sftp_upload_path,
-    visit,
-    wait_until,
-)
+from hosts import app_name, replica_count, visit, wait_until
+from stores import replica_objects, sftp_account, sftp_upload_path
 
 
 def test_replica_holds_litestream_files(app, storage, replica_kind):
     visit(app)
     objects = wait_until(
-        lambda: [o for o in replica_objects(app, storage, replica_kind) if o.endswith(".ltx")],
+        lambda: [o for o in replica_objects(app, storage) if o.endswith(".ltx")],
         timeout=30,
         what=f"LTX files of {app_name(app)} in the {replica_kind} store",
     )

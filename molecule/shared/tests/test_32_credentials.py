@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
-    ENV_FILE,
-    SETTINGS,
-    STORE,
-    app_name,
-    replica_count,
-    replica_objects,
-    run_site,
-    s3_identities,
-    s3_request,
-    sftp_account,
-    visit,
-    wait_until,
-    write_s3_env_file,
-)
+from deployment import ENV_FILE, SETTINGS, STORE
+from hosts import app_name, replica_count, run_site, visit, wait_until
+from stores import replica_objects, s3_identities, s3_request, sftp_account, write_s3_env_file
 
 # A client that is not an app host of the scenario: the "other host" whose
 # replica this scenario's app host must not reach, then a removed host.
@@ -122,7 +110,7 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     bucket = STORE["s3_bucket"]
     visit(other)
     their_keys = wait_until(
-        lambda: [o for o in replica_objects(other, storage, "s3") if o.endswith(".ltx")],
+        lambda: [o for o in replica_objects(other, storage) if o.endswith(".ltx")],
         timeout=30,
         what=f"objects of {theirs}",
     )
@@ -142,8 +130,8 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     everything = with_own_keys("GET", query={"list-type": "2"})
     assert refused(everything) and theirs not in everything["body"], everything
     # Their replica is untouched.
-    assert their_keys[0] in replica_objects(other, storage, "s3")
-    assert f"{theirs}/planted.ltx" not in replica_objects(other, storage, "s3")
+    assert their_keys[0] in replica_objects(other, storage)
+    assert f"{theirs}/planted.ltx" not in replica_objects(other, storage)
 
     # This host's own prefix works: write, read, list, delete.
     probe = f"{mine}/probe-{app_name(storage)}.txt"

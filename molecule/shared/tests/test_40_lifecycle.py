@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import (
-    APP_UNIT,
-    LITESTREAM_UNIT,
-    healthy,
-    host_now,
-    journal,
-    main_pid,
-    replica_count,
-    stop_app,
-    visit,
-    wait_until,
-)
+from deployment import APP_UNIT, LITESTREAM_UNIT
+from hosts import healthy, host_now, journal, main_pid, replica_count, stop_app, visit, wait_until
 
 
 def _active(host, unit: str) -> str:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import (
-    APP_UNIT,
-    DATA,
-    DB,
-    LITESTREAM_UNIT,
-    StorePaused,
-    delete_replica_objects,
+from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
+from faults import StorePaused, unavailable_seconds
+from hosts import (
+    db_count,
     get,
     healthy,
     host_now,
@@ -25,10 +22,10 @@ from conftest import (
     replica_count,
     run_site,
     stop_app,
-    unavailable_seconds,
     visit,
     wait_until,
 )
+from stores import delete_replica_objects
 
 COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
 
@@ -80,12 +77,7 @@ def test_adopting_the_rolled_back_file_keeps_the_replicas_state_aside(app):
     wait_until(lambda: healthy(app), timeout=60, what="healthy after adopting")
     count = visit(app)
     assert count == old + 1, "the local file goes on"
-    kept = app.check_output(
-        "/opt/counter/venv/bin/python -c %s %s",
-        "import apsw, sys; print(apsw.Connection(sys.argv[1]).execute("
-        "'SELECT count FROM visits').fetchone()[0])",
-        saved,
-    )
+    kept = db_count(app, saved)
     assert int(kept) == acked, "every acknowledged visit is kept in the saved replica state"
     wait_until(lambda: replica_count(app) == count, timeout=30, what="the replica goes on")
     app.check_output("rm -rf %s", saved.rsplit("/", 1)[0])

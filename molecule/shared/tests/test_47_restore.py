@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    APP_UNIT,
-    DB,
-    LITESTREAM_UNIT,
+from deployment import APP_UNIT, DB, LITESTREAM_UNIT
+from hosts import (
     app_name,
     host_now,
     main_pid,

@@ -19,8 +19,7 @@ import time
 import pytest
 import yaml
 
-from conftest import (
-    _S3_LIST,
+from deployment import (
     APP_UNIT,
     CONFIG,
     DB,
@@ -29,24 +28,23 @@ from conftest import (
     LITESTREAM,
     LITESTREAM_UNIT,
     SETTINGS,
-    STORE,
-    VENV_PY,
-    Load,
+)
+from faults import Load, docker
+from hosts import (
     app_name,
-    delete_replica_objects,
+    db_count,
     deployed_replica,
-    docker,
     get,
     healthy,
     host_now,
     journal,
     remove_database,
     run_site,
-    sftp_account,
     stop_app,
     visit,
     wait_until,
 )
+from stores import delete_replica_objects, objects_under
 
 SCRATCH = "/var/tmp/destinations"  # noqa: S108 - on a test host
 
@@ -103,13 +101,7 @@ def _restore_from(app, replica: dict) -> int:
         SCRATCH,
         DB,
     )
-    count = app.check_output(
-        "%s -c %s %s",
-        VENV_PY,
-        "import apsw,sys; print(apsw.Connection(sys.argv[1]).execute("
-        "'SELECT count FROM visits').fetchone()[0])",
-        f"{SCRATCH}/copy.db",
-    )
+    count = db_count(app, f"{SCRATCH}/copy.db")
     app.check_output("rm -rf %s", SCRATCH)
     return int(count)
 
@@ -160,20 +152,6 @@ def test_a_switch_and_back_keeps_replicating_and_both_destinations_restore(app, 
     assert "restore-source.yml" in said and "DRY RUN" in said, said[-3000:]
     assert not app.file(f"{SETTINGS['litestream_config_dir']}/restore-source.env").exists
     figures["destination switch back: deploy end -> readiness green"] = f"{took_back:.1f} s"
-
-
-def _objects(app, storage, replica: dict) -> list[str]:
-    """The objects under a replica path: the SFTP server's files (below the
-    host's chroot), or the keys an S3 listing gives."""
-    path = replica["path"].strip("/")
-    if replica["type"] == "sftp":
-        root = f"{STORE['sftp_root']}/{sftp_account(app_name(app))}"
-        found = storage.check_output("find %s -type f", f"{root}/{path}").split()
-        return [f[len(root) + 1 :] for f in found]
-    bucket = (STORE["s3_endpoint"], STORE["s3_bucket"])
-    return app.check_output(
-        "python3 -c %s %s %s %s %s", _S3_LIST, ENV_FILE, *bucket, f"{path}/"
-    ).split()
 
 
 def _set_aside(objects: list[str]) -> list[str]:
@@ -273,7 +251,7 @@ def test_another_history_in_the_hosts_own_path_is_refused_at_start_then_taken_ov
     # The host's path reused: its history gone, another one in its place.
     assert _wipe(app, storage, replica_kind)
     _foreign_history(app, own)
-    foreign_objects = _objects(app, storage, own)
+    foreign_objects = objects_under(app, storage, own)
     assert foreign_objects
     since = host_now(app)
     app.check_output(f"systemctl start --no-block {APP_UNIT}")
@@ -285,14 +263,14 @@ def test_another_history_in_the_hosts_own_path_is_refused_at_start_then_taken_ov
     said = journal(app, since, LITESTREAM_UNIT)
     assert "empty path" in said and "litestream-guard takeover" in said, said[-3000:]
     assert not healthy(app), "never ready while nothing replicates"
-    assert _objects(app, storage, own) == foreign_objects, "nothing touched"
+    assert objects_under(app, storage, own) == foreign_objects, "nothing touched"
     # The way out: take the path over (its objects kept under a dated prefix).
     app.check_output(f"{GUARD} takeover")
     wait_until(lambda: healthy(app), timeout=90, what="ready after the takeover")
     acked = visit(app)
     kept = sorted(
         o.split("/aside-", 1)[1].split("/", 1)[1]
-        for o in _objects(app, storage, own)
+        for o in objects_under(app, storage, own)
         if "/aside-" in o
     )
     prefix = own["path"].strip("/") + "/"

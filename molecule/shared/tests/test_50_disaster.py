@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import (
-    APP_UNIT,
-    DATA,
-    DB,
-    LITESTREAM_UNIT,
-    get,
-    healthy,
-    host_now,
-    journal,
-    remove_database,
-    stop_app,
-    visit,
-    wait_until,
-)
+from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
+from hosts import get, healthy, host_now, journal, remove_database, stop_app, visit, wait_until
 
 RESTORING = "No database found, restoring from replica if exists"
 

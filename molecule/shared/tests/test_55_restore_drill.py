@@ -9,23 +9,11 @@ import json
 
 import pytest
 
-from conftest import (
-    SETTINGS,
-    app_name,
-    concurrent_visits,
-    host_now,
-    journal,
-    sftp_upload_path,
-    unit_prop,
-    visit,
-)
+from deployment import SETTINGS
+from hosts import app_name, concurrent_visits, host_now, http_get, journal, unit_prop, visit
+from stores import sftp_upload_path
 
 DRILL = "litestream-restore-drill"
-_GET = r"""
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
-    print(r.read().decode())
-"""
 RESULT = SETTINGS["litestream_published"]["restore_drill_result"]
 
 
@@ -37,7 +25,9 @@ def run_drill(host) -> tuple[int, dict]:
 
 
 def get_url(host, url: str) -> str:
-    return host.check_output("python3 -c %s %s", _GET, url)
+    answer = http_get(host, url)
+    assert answer["status"] == 200, answer
+    return answer["body"]
 
 
 def drill_metric(host) -> float:

@@ -6,16 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import (
-    CONFIG,
-    ENV_FILE,
-    LITESTREAM_UNIT,
-    app_name,
-    deployed_replica,
-    recap_changed,
-    run_site,
-    visit,
-)
+from deployment import CONFIG, ENV_FILE, LITESTREAM_UNIT
+from hosts import app_name, deployed_replica, recap_changed, run_site, visit
 
 
 def some_other_ecdsa_key() -> str:

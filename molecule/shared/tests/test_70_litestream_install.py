@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import json
 import subprocess
 import sys
 import tarfile
@@ -18,40 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    LITESTREAM,
-    LITESTREAM_UNIT,
-    SETTINGS,
-    main_pid,
-    recap_changed,
-    replica_count,
-    run_site,
-    visit,
-    wait_until,
-)
+from deployment import LITESTREAM, LITESTREAM_UNIT, SETTINGS
+from faults import Load
+from hosts import main_pid, recap_changed, replica_count, run_site, visit, wait_until
 
 # Upgraded from an older release to the one the role pins.
 OLD, NEW = "0.5.16", SETTINGS["litestream_version"]
-
-_LOAD = r"""
-import json, os, sys, time, urllib.request
-from concurrent.futures import ThreadPoolExecutor
-stop_file, deadline = sys.argv[1], time.monotonic() + 300
-def worker(_):
-    ok = failed = 0
-    while time.monotonic() < deadline and not os.path.exists(stop_file):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=10) as r:
-                r.read()
-                ok += 1
-        except OSError:
-            failed += 1
-            time.sleep(0.05)
-    return ok, failed
-with ThreadPoolExecutor(4) as pool:
-    results = list(pool.map(worker, range(4)))
-print(json.dumps({"ok": sum(r[0] for r in results), "failed": sum(r[1] for r in results)}))
-"""
 
 
 def _litestream_binary(version: str, dest: Path) -> bytes:
@@ -142,20 +113,9 @@ def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_p
     old_pid = main_pid(app, LITESTREAM_UNIT)
 
     # Visits go on from before the upgrade until after the play has finished.
-    stop_file = "/root/stop-load"  # on the app host
-    app.check_output("rm -f %s", stop_file)
-    load: dict = {}
-
-    def run_load() -> None:
-        load.update(json.loads(app.check_output("python3 -c %s %s", _LOAD, stop_file)))
-
-    loader = threading.Thread(target=run_load)
-    loader.start()
-    try:
+    with Load(app, rate=200, seconds=300) as visits:
         result = run_site(_release_vars(url, NEW, tmp_path / "cache", pins), tags="litestream")
-    finally:
-        app.check_output("touch %s", stop_file)
-        loader.join()
+        load = visits.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert _installed(app) == NEW
     assert app.file(LITESTREAM).sha256sum == _binary_sha256(pins, NEW)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, SETTINGS, run_site, visit
+import programs
+from deployment import PROJECT, SETTINGS
+from hosts import run_site, visit
 
 # Where the deploy is drilled once per Debian release (scenario default).
 pytestmark = pytest.mark.install
@@ -24,16 +26,14 @@ DOWNGRADE = ("bottle", "0.13.3")
 # pip-compile of the toolchain (requirements-dev.txt), as `make lock` runs it.
 PIP_COMPILE = Path(sys.executable).with_name("pip-compile")
 
-_DISTRIBUTIONS = r"""
-import importlib.metadata, json, re
-print(json.dumps({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
-                  for d in importlib.metadata.distributions()}))
-"""
-
 
 def _installed(app) -> dict[str, str]:
     """Every distribution in the app's virtualenv: normalized name -> version."""
-    return json.loads(app.check_output("%s -c %s", SETTINGS["counter_venv_python"], _DISTRIBUTIONS))
+    return json.loads(
+        app.check_output(
+            "%s -c %s", SETTINGS["counter_venv_python"], programs.text("distributions.py")
+        )
+    )
 
 
 def _pins(lock: str) -> dict[str, str]:

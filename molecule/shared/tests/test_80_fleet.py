@@ -5,21 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
-    APP_UNIT,
-    DATA,
-    LITESTREAM,
-    SETTINGS,
-    app_name,
-    healthy,
-    host_now,
-    replica_count,
-    replica_objects,
-    run_site,
-    stop_app,
-    visit,
-    wait_until,
-)
+from deployment import APP_UNIT, DATA, LITESTREAM, SETTINGS
+from hosts import app_name, healthy, host_now, replica_count, run_site, stop_app, visit, wait_until
+from stores import replica_objects
 
 pytestmark = pytest.mark.fleet
 
@@ -44,7 +32,7 @@ def test_each_host_replicates_under_its_own_prefix(fleet, storage, replica_kind)
         visit(host)
     for host in fleet:
         objects = wait_until(
-            lambda host=host: replica_objects(host, storage, replica_kind),
+            lambda host=host: replica_objects(host, storage),
             timeout=30,
             what=f"objects of {app_name(host)}",
         )

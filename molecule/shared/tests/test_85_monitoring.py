@@ -12,23 +12,17 @@ import time
 import pytest
 import yaml
 
-from conftest import PROJECT, _hosts, app_name
+from deployment import PROJECT
+from hosts import app_name, hosts, http_get
 
 pytestmark = pytest.mark.monitoring
 
 RULES = PROJECT / "roles" / "monitoring" / "files" / "rules"
 
-# Ask an HTTP API on the monitoring host itself (its UIs stay on loopback).
-_GET = r"""
-import json, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
-    print(r.read().decode())
-"""
-
 
 @pytest.fixture(scope="module")
 def monitor():
-    return _hosts("monitoring")[0]
+    return hosts("monitoring")[0]
 
 
 def _listen(monitor, unit: str) -> str:
@@ -40,7 +34,9 @@ def _listen(monitor, unit: str) -> str:
 
 
 def api(monitor, unit: str, path: str):
-    return json.loads(monitor.check_output("python3 -c %s %s", _GET, _listen(monitor, unit) + path))
+    answer = http_get(monitor, _listen(monitor, unit) + path)
+    assert answer["status"] == 200, answer
+    return json.loads(answer["body"])
 
 
 def test_prometheus_and_alertmanager_run(monitor):

@@ -11,17 +11,11 @@ import time
 
 import pytest
 
-from conftest import (
-    APP_UNIT,
-    DATA,
-    DB,
-    LITESTREAM_UNIT,
-    SETTINGS,
-    Load,
-    StorePaused,
+from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT, SETTINGS
+from faults import Load, StorePaused, docker
+from hosts import (
     app_name,
     deployed_replica,
-    docker,
     get,
     healthy,
     host_now,

@@ -2,10 +2,10 @@
 (ListObjectsV2, DeleteObject; SigV4), or make one signed request.
 
 Run on an app host by the tests:
-  python3 -c "$(cat s3_list.py)" ENV_FILE ENDPOINT BUCKET PREFIX [DELETE_REGEX]
+  python3 -c "$(cat s3.py)" ENV_FILE ENDPOINT BUCKET PREFIX [DELETE_REGEX]
 prints the keys found; with DELETE_REGEX, deletes those whose key matches it
 (and prints them).
-  python3 -c "$(cat s3_list.py)" request ENV_FILE ENDPOINT METHOD PATH [QUERY_JSON [BODY]]
+  python3 -c "$(cat s3.py)" request ENV_FILE ENDPOINT METHOD PATH [QUERY_JSON [BODY]]
 prints {"status": ..., "code": ..., "body": ...} as JSON, whatever the answer.
 Signs with the credentials in ENV_FILE (a host's own 0600 Litestream
 environment file, or one written by a test); HTTPS is checked against the
