@@ -105,6 +105,19 @@ def test_bad_input_is_refused_before_any_host_is_touched(app):
     assert pids(app) == before
 
 
+def test_a_limit_that_leaves_out_the_checks_is_refused(app):
+    """`--limit web1` (a natural habit) would skip the input checks, which run
+    on localhost, and with them the restore: refused, nothing touched."""
+    before = pids(app)
+    result = run_site(
+        {"restore_timestamp": "2026-11-30T10:00:00Z"}, limit=app_name(app), playbook=PLAYBOOK
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "leaves out localhost" in output and "No host was touched" in output, output[-3000:]
+    assert pids(app) == before
+
+
 def test_a_dry_run_shows_the_plan_and_changes_nothing(app):
     before = visit(app)
     running, kept = pids(app), asides(app)
