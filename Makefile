@@ -55,14 +55,14 @@ $(VENV)/.installed: requirements-dev.txt app/pyproject.toml
 venv: $(VENV)/.installed
 
 docker:
-	scripts/ensure-docker.sh
+	scripts/lab/ensure-docker.sh
 
 images: $(addprefix image-,$(SUITES))
 
 # One base image (counter-lab/debian:SUITE), built once: the script does
 # nothing when it exists.
 image-%: docker
-	scripts/build-image.sh $*
+	scripts/lab/build-image.sh $*
 
 setup: venv images
 
@@ -77,10 +77,10 @@ demo: venv image-$(LAB_SUITE)
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
-	$(BIN)/ruff format --check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
-	scripts/check-argument-specs.py
-	scripts/role-docs.py --check
+	$(BIN)/ruff check . roles/litestream/files/litestream-guard
+	$(BIN)/ruff format --check . roles/litestream/files/litestream-guard
+	scripts/ci/check-argument-specs.py
+	scripts/ci/role-docs.py --check
 
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
@@ -112,7 +112,7 @@ lock: venv
 # Each scenario:suite of TEST_MATRIX at the same time (MOLECULE_JOBS=1: one
 # after the other); lines prefixed with the scenario, a summary at the end.
 molecule: venv $(addprefix image-,$(call suites_of,$(TEST_MATRIX)))
-	MOLECULE=$(BIN)/molecule scripts/molecule-matrix.sh $(TEST_MATRIX)
+	MOLECULE=$(BIN)/molecule scripts/ci/molecule-matrix.sh $(TEST_MATRIX)
 
 # The same scenarios with the long drills (test_90_drills.py) switched on;
 # their figures go to docs/drills.json and the table docs/drills.md.
@@ -123,18 +123,18 @@ drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	  COUNTER_DRILLS=long COUNTER_DRILL_FIGURES=$(CURDIR)/docs/drills.json MOLECULE_SUITE=$$suite \
 	    $(BIN)/molecule test --scenario-name $$scenario; \
 	done
-	$(BIN)/python scripts/drill-report.py docs/drills.json docs/drills.md
+	$(BIN)/python scripts/ci/drill-report.py docs/drills.json docs/drills.md
 	@cat docs/drills.md
 	$(MAKE) demo
-	scripts/lab-stop-drill.sh
-	scripts/lab-alert-drill.sh
-	$(BIN)/python scripts/lab-switch-drill.py
+	scripts/lab/stop-drill.sh
+	scripts/lab/alert-drill.sh
+	$(BIN)/python scripts/lab/switch-drill.py
 
 # On the lab `make demo` made: the store frozen (docker pause) until the
 # replication-behind alert fires in Prometheus and Alertmanager, then back
 # until it clears; prints the times.
 alert-drill: docker
-	scripts/lab-alert-drill.sh
+	scripts/lab/alert-drill.sh
 
 test: lint unit molecule
 
@@ -146,7 +146,7 @@ bench: venv docker
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	@docker inspect -f '{{.State.Running}}' lab-app1 2>/dev/null | grep -qx true || { \
 	  echo "make bench measures the lab: bring it up first with make demo"; exit 2; }
-	$(BIN)/python scripts/bench $(BENCH_ARGS)
+	$(BIN)/python bench $(BENCH_ARGS)
 
 stop: venv
 	$(LAB) -e lab_state=stopped

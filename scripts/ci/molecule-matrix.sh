@@ -6,8 +6,8 @@
 # Each line is prefixed with its scenario; a summary with each run's result
 # and duration ends the output. Exits non-zero when any run failed.
 #
-#   scripts/molecule-matrix.sh default:bookworm s3:trixie
-#   MOLECULE_JOBS=1 scripts/molecule-matrix.sh ...   # one after the other
+#   scripts/ci/molecule-matrix.sh default:bookworm s3:trixie
+#   MOLECULE_JOBS=1 scripts/ci/molecule-matrix.sh ...   # one after the other
 #   (extra environment, e.g. COUNTER_DRILLS=long, passes through;
 #   MOLECULE_HOST_PREFIX=x names the hosts x-app1... instead of molecule-app1...,
 #   so that two checkouts can run the same scenario at once)

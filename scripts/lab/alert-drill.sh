@@ -5,9 +5,9 @@
 # CounterReplicationBehind must fire in Prometheus and reach Alertmanager for
 # every app host; then the store comes back and the alert must clear in both.
 # Prints the times. Bounded: at most DRILL_TIMEOUT seconds per wait.
-#   scripts/lab-alert-drill.sh    (make alert-drill; run by make drills)
+#   scripts/lab/alert-drill.sh    (make alert-drill; run by make drills)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 PROMETHEUS=${PROMETHEUS:-http://127.0.0.1:9090}
 ALERTMANAGER=${ALERTMANAGER:-http://127.0.0.1:9093}

@@ -27,7 +27,7 @@ by default whose phase is set at each start: with the defaults a write waits
 up to 1 s for the first and then a fixed 0-1 s for the second, so p99 is
 between 1 and 2 s and differs from one start of Litestream to the next.
 
-    .venv/bin/python scripts/bench/replication.py   # this section alone, JSON
+    .venv/bin/python bench/replication.py   # this section alone, JSON
 """
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def bench_config(original: str, sync: str | None, monitor: str | None) -> tuple[
     if monitor:
         db["monitor-interval"] = monitor
     label = f"sync {db['replica']['sync-interval']}, monitor {db.get('monitor-interval', '1s')}"
-    text = "# bench: temporary (scripts/bench/replication.py)\n" + yaml.safe_dump(config)
+    text = "# bench: temporary (bench/replication.py)\n" + yaml.safe_dump(config)
     return text, label
 
 

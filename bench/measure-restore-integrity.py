@@ -2,7 +2,7 @@
 """What `restore -integrity-check` costs: restore one database with none,
 quick and full, in one run, and print the times side by side.
 
-    scripts/measure-restore-integrity.py LITESTREAM_BINARY [SIZE_MIB] [WORKDIR]
+    bench/measure-restore-integrity.py LITESTREAM_BINARY [SIZE_MIB] [WORKDIR]
 
 Builds a SQLite database of about SIZE_MIB (default 1024) of 1 KB random rows,
 replicates it with `litestream replicate` to a file replica in WORKDIR, then

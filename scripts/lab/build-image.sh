@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local systemd base image for lab and Molecule hosts with
 # debootstrap, once: nothing can be pulled from a registry here.
-#   scripts/build-image.sh [SUITE]   (SUITE: bookworm (default) or trixie)
+#   scripts/lab/build-image.sh [SUITE]   (SUITE: bookworm (default) or trixie)
 # Image: counter-lab/debian:SUITE. Rebuilt only when missing (FORCE=1 rebuilds).
 set -euo pipefail
 

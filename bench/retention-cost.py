@@ -19,9 +19,9 @@ type (file, SFTP, S3, ...): a file replica measures what any store would hold.
 Store requests (PUT, LIST, DELETE) are not measured here (see make bench).
 The load stays on this machine: local files only, no network.
 
-    .venv/bin/python scripts/retention-cost.py                 # an hour, docs/retention-cost.json
-    .venv/bin/python scripts/retention-cost.py --duration 120 --sample 30 --out /tmp/rc.json
-    .venv/bin/python scripts/retention-cost.py --report docs/retention-cost.json   # the table
+    .venv/bin/python bench/retention-cost.py                 # an hour, docs/retention-cost.json
+    .venv/bin/python bench/retention-cost.py --duration 120 --sample 30 --out /tmp/rc.json
+    .venv/bin/python bench/retention-cost.py --report docs/retention-cost.json   # the table
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "app" / "src"))
 
 from counter_app.store import VisitStore  # noqa: E402 - after the path is set

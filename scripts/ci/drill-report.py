@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render the figures the drills recorded (JSON) as a markdown table.
 
-scripts/drill-report.py docs/drills.json docs/drills.md
+scripts/ci/drill-report.py docs/drills.json docs/drills.md
 """
 
 from __future__ import annotations

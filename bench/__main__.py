@@ -1,6 +1,6 @@
 """make bench: the counter's figures on the lab, in one run.
 
-    .venv/bin/python scripts/bench [--quick] [--only SECTION,...] [--skip SECTION,...]
+    .venv/bin/python bench [--quick] [--only SECTION,...] [--skip SECTION,...]
 
 Sections: memory, http, ceiling, recovery, replication, restore, deploy, cold (cold:
 `make down` + `make demo`, last). Prints a table, writes docs/bench.json,

@@ -7,9 +7,9 @@ Options of a `dict` (or a `list` of dicts) with `options:` get their own rows,
 named `parent.child` (`parent[].child` for list elements). Options with
 `no_log: true` are marked secret.
 
-    scripts/role-docs.py            print the tables
-    scripts/role-docs.py --write    put them into README.md between the markers
-    scripts/role-docs.py --check    exit 1 when README.md's tables differ (make lint)
+    scripts/ci/role-docs.py            print the tables
+    scripts/ci/role-docs.py --write    put them into README.md between the markers
+    scripts/ci/role-docs.py --check    exit 1 when README.md's tables differ (make lint)
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN = "<!-- role-variables:begin -->"
 END = "<!-- role-variables:end -->"
 NOTE = (
-    "<!-- Generated from roles/*/meta/argument_specs.yml by scripts/role-docs.py --write;"
+    "<!-- Generated from roles/*/meta/argument_specs.yml by scripts/ci/role-docs.py --write;"
     " edit the specs, not this block. -->"
 )
 CODE_SPAN = re.compile(r"(`+)(.+?)\1")
@@ -199,7 +199,7 @@ def main() -> int:
     sys.stderr.writelines(diff)
     print(
         f"role variables: the tables in {args.readme.name} differ from"
-        " roles/*/meta/argument_specs.yml; run scripts/role-docs.py --write",
+        " roles/*/meta/argument_specs.yml; run scripts/ci/role-docs.py --write",
         file=sys.stderr,
     )
     return 1

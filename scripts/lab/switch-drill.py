@@ -8,7 +8,7 @@ then a power cut of lab-app1 (its disk lost) and a re-deploy restore at
 least every visit acknowledged before the last green readiness. The second
 switch returns to this host's own older history on SFTP.
 
-    scripts/lab-switch-drill.py [--wait SECONDS]   (run by `make drills`)
+    scripts/lab/switch-drill.py [--wait SECONDS]   (run by `make drills`)
 
 Prints one line per switch with its figures; exits 1 when a bound is missed.
 """
@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / ".venv" / "bin" / "ansible-playbook"
 HOST, URL = "lab-app1", "http://127.0.0.1:8080"
 

@@ -17,7 +17,7 @@ the host:
 The store has just written the files, so both read from its page cache.
 Scratch files are removed on the host and on the store afterwards.
 
-    .venv/bin/python scripts/bench/restore.py   # this section alone, JSON
+    .venv/bin/python bench/restore.py   # this section alone, JSON
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-ROLES = Path(__file__).resolve().parent.parent / "roles"
+ROLES = Path(__file__).resolve().parents[2] / "roles"
 
 
 def check(role: Path) -> list[str]:

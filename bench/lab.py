@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = ROOT / "inventory" / "lab"
 APP_HOSTS = ("lab-app1", "lab-app2")
 STORAGE_HOST = "lab-storage"

@@ -4,9 +4,9 @@
 # their units need, so each Litestream's final sync finds the store: after the
 # start, every host's guard finds its local position equal to its replica's,
 # and the counts go on.
-#   scripts/lab-stop-drill.sh    (run by `make drills`)
+#   scripts/lab/stop-drill.sh    (run by `make drills`)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 declare -A port=([lab-app1]=8080 [lab-app2]=8081) last
 for host in lab-app1 lab-app2; do
