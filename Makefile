@@ -32,6 +32,11 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
 	@echo "make test    set up, lint, unit tests, molecule test (each scenario once; what CI runs)"
+	@echo "make lint    yamllint, ansible-lint (production), ruff, argument-spec and role-docs checks"
+	@echo "make unit    the app's and the guard's unit tests, the alert rules' checks and tests (promtool)"
+	@echo "make molecule [TEST_MATRIX=...]   molecule test for each scenario:suite (MOLECULE_JOBS=1: one at a time)"
+	@echo "make setup   the .venv with the pinned toolchain and the base images (make images: SUITES)"
+	@echo "make images  build the systemd base image of each Debian release in SUITES (nothing pulled)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
 	@echo "make alert-drill    on the lab: freeze the store until the replication alert fires, then clear it"
 	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md, .json, .png"

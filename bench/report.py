@@ -99,7 +99,7 @@ def markdown(r: dict) -> str:
             )
         lines += [
             "",
-            "The probes each leave one part of the counter out (README, Speed): Bottle with"
+            "The probes each leave one part of the counter out (docs/performance.md): Bottle with"
             " no database and no wait, and the durable store with no Bottle.",
             "",
         ]

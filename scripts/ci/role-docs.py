@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Render each role's variables from meta/argument_specs.yml into README.md.
+"""Render each role's variables from meta/argument_specs.yml into its README.md.
 
-Reads the `main` entry point of every roles/*/meta/argument_specs.yml and
-renders one Markdown table per role (Variable | Default | Description).
-Options of a `dict` (or a `list` of dicts) with `options:` get their own rows,
-named `parent.child` (`parent[].child` for list elements). Options with
-`no_log: true` are marked secret.
+Reads the `main` entry point of roles/<role>/meta/argument_specs.yml and
+renders a Markdown table (Variable | Default | Description) into
+roles/<role>/README.md, between the role-variables markers. Options of a
+`dict` (or a `list` of dicts) with `options:` get their own rows, named
+`parent.child` (`parent[].child` for list elements). Options with
+`no_log: true` are marked secret. A role without a README gets one: its
+title, the description from meta/main.yml, and the markers when it has
+argument specs (a role without them gets the description only). Everything
+outside the markers is written by hand and kept.
 
     scripts/ci/role-docs.py            print the tables
-    scripts/ci/role-docs.py --write    put them into README.md between the markers
-    scripts/ci/role-docs.py --check    exit 1 when README.md's tables differ (make lint)
+    scripts/ci/role-docs.py --write    put them into each roles/<role>/README.md
+    scripts/ci/role-docs.py --check    exit 1 when a README is missing or its table differs (make lint)
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def value_code(value: Any) -> str:
 
 
 # Pins (versions and their checksums) are shown where they live, so that a
-# version bump is one edit there and the README does not change with it.
+# version bump is one edit there and the role README does not change with it.
 PINNED = ("_version", "_sha256")
 
 
@@ -133,7 +137,7 @@ def role_table(spec_file: Path) -> str:
     main = (specs.get("argument_specs") or {}).get("main") or {}
     defaults_file = spec_file.parent.parent / "defaults" / "main.yml"
     defaults = (yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {}
-    lines = [f"### `{role}`", ""]
+    lines = []
     if main.get("short_description"):
         lines += [prose(str(main["short_description"])) + ".", ""]
     lines += ["| Variable | Default | Description |", "|---|---|---|"]
@@ -141,17 +145,25 @@ def role_table(spec_file: Path) -> str:
     return "\n".join(lines)
 
 
-def internal(spec_file: Path) -> bool:
-    """Roles that only other roles call (their spec says "Internal:")."""
-    specs = yaml.safe_load(spec_file.read_text()) or {}
-    main = (specs.get("argument_specs") or {}).get("main") or {}
-    return str(main.get("short_description", "")).startswith("Internal:")
+def render(spec_file: Path) -> str:
+    """The generated block of one role's README."""
+    return "\n\n".join([NOTE, role_table(spec_file)]) + "\n"
 
 
-def render(roles_dir: Path) -> str:
-    specs = sorted(roles_dir.glob("*/meta/argument_specs.yml"))
-    tables = [role_table(f) for f in specs if not internal(f)]
-    return "\n\n".join([NOTE, *tables]) + "\n"
+def description(role_dir: Path) -> str:
+    """meta/main.yml's galaxy_info.description, as one sentence."""
+    meta_file = role_dir / "meta" / "main.yml"
+    meta = (yaml.safe_load(meta_file.read_text()) or {}) if meta_file.exists() else {}
+    text = prose(str((meta.get("galaxy_info") or {}).get("description", "")))
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def new_readme(role_dir: Path, has_specs: bool) -> str:
+    """A README for a role that has none: title, description, markers."""
+    lines = [f"# Role `{role_dir.name}`", "", description(role_dir), ""]
+    if has_specs:
+        lines += ["## Role variables", "", BEGIN, END, ""]
+    return "\n".join(lines)
 
 
 def split(readme: str) -> tuple[str, str, str]:
@@ -163,45 +175,75 @@ def split(readme: str) -> tuple[str, str, str]:
     return head + BEGIN + "\n", block, END + tail
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="update README.md in place")
-    mode.add_argument("--check", action="store_true", help="exit 1 when README.md is stale")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    parser.add_argument("--roles", type=Path, default=ROOT / "roles")
-    args = parser.parse_args()
+def shown(path: Path) -> Path:
+    """A path as messages show it: relative to the repository when inside it."""
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
 
-    tables = render(args.roles)
-    if not (args.write or args.check):
-        sys.stdout.write(tables)
-        return 0
-    readme = args.readme.read_text()
+
+def update(role_dir: Path, write: bool) -> bool:
+    """Check (or write) one role's README; True when it is as it should be."""
+    readme_file = role_dir / "README.md"
+    spec_file = role_dir / "meta" / "argument_specs.yml"
+    has_specs = spec_file.exists()
+    name = shown(readme_file)
+    if not readme_file.exists():
+        if not write:
+            print(f"{name}: missing; run scripts/ci/role-docs.py --write", file=sys.stderr)
+            return False
+        readme_file.write_text(new_readme(role_dir, has_specs))
+        print(f"{name}: created")
+    if not has_specs:
+        return True
+    readme = readme_file.read_text()
     try:
         head, block, tail = split(readme)
     except ValueError as error:
-        print(f"{args.readme}: {error}", file=sys.stderr)
-        return 1
+        print(f"{name}: {error}", file=sys.stderr)
+        return False
+    tables = render(spec_file)
     block = block.strip("\n") + "\n" if block.strip() else ""
     if block == tables:
-        print(f"role variables: {args.readme.name} matches the argument specs")
-        return 0
-    if args.write:
-        args.readme.write_text(head + "\n" + tables + "\n" + tail)
-        print(f"role variables: {args.readme.name} updated from the argument specs")
-        return 0
+        return True
+    if write:
+        readme_file.write_text(head + "\n" + tables + "\n" + tail)
+        print(f"{name}: role variables updated from the argument specs")
+        return True
     diff = difflib.unified_diff(
         block.splitlines(keepends=True),
         tables.splitlines(keepends=True),
-        f"{args.readme.name} (role variables)",
-        "roles/*/meta/argument_specs.yml",
+        f"{name} (role variables)",
+        str(shown(spec_file)),
     )
     sys.stderr.writelines(diff)
     print(
-        f"role variables: the tables in {args.readme.name} differ from"
-        " roles/*/meta/argument_specs.yml; run scripts/ci/role-docs.py --write",
+        f"{name}: the table differs from the argument specs; run scripts/ci/role-docs.py --write",
         file=sys.stderr,
     )
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update each role's README.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a role's README is stale")
+    parser.add_argument("--roles", type=Path, default=ROOT / "roles")
+    args = parser.parse_args()
+
+    roles = sorted(path.parent.parent for path in args.roles.glob("*/meta/main.yml"))
+    if not (args.write or args.check):
+        for role_dir in roles:
+            spec_file = role_dir / "meta" / "argument_specs.yml"
+            if spec_file.exists():
+                sys.stdout.write(f"## `{role_dir.name}`\n\n{render(spec_file)}\n")
+        return 0
+    ok = [update(role_dir, args.write) for role_dir in roles]
+    if all(ok):
+        print(f"role variables: {len(roles)} role READMEs match the argument specs")
+        return 0
     return 1
 
 
