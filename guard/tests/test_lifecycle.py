@@ -1,0 +1,176 @@
+"""lifecycle: start (restore a missing database, refuse a rollback, back
+off a loop), stop, started, app-stopped, and the operator's ways out of a
+refused start (restore-from-replica, adopt-local)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import OTHER, answer_sync, refused
+from litestream_guard import lifecycle
+from litestream_guard.errors import EXIT_REFUSED, EXIT_RETRY
+from litestream_guard.lifecycle import start
+
+
+def test_missing_database_and_empty_replica_start_new(world, capsys):
+    start(world.host())
+    assert "holds nothing yet" in capsys.readouterr().out
+    assert world.record()["txid"] == 0
+
+
+def test_missing_database_is_restored(world, capsys):
+    world.replica(1, 7)
+    world.flag("restorable")
+    (world.db.parent / ".counter.db-litestream").mkdir()
+    world.db.with_name("counter.db-wal").write_text("stale")
+    start(world.host())
+    assert world.db.read_text() == "restored\n"
+    assert not world.db.with_name("counter.db-wal").exists(), "a stale WAL is removed"
+    assert world.record() | {"at": None} == {
+        "replica": "sftp://store:22/upload/host",
+        "txid": 7,
+        "how": "restored",
+        "at": None,
+    }
+    assert "integrity check: quick" in capsys.readouterr().out
+
+
+def test_damaged_replica_is_not_taken_for_an_empty_one(world):
+    world.replica(2, 3)  # files, but restore finds no backup
+    error = refused(world)
+    assert error.code == EXIT_RETRY
+    assert "no restorable backup" in str(error)
+    assert not world.db.exists()
+
+
+def test_unreachable_store_with_a_missing_database_fails_closed(world):
+    world.flag("unreachable")
+    error = refused(world)
+    assert "cannot be read" in str(error) and "not starting on an empty database" in str(error)
+
+
+@pytest.mark.parametrize(("local", "replica"), [(5, 5), (9, 5)], ids=["equal", "ahead"])
+def test_database_not_behind_its_replica_starts(world, local, replica):
+    world.db.write_text("db")
+    world.local(local)
+    world.replica(1, replica)
+    world.here(replica)
+    start(world.host())
+    assert world.record()["txid"] == replica
+
+
+def test_database_behind_its_replica_is_refused(world):
+    world.db.write_text("db")
+    world.local(3)
+    world.replica(1, 5)
+    world.here(5)
+    error = refused(world)
+    assert error.code == EXIT_REFUSED
+    assert "is at TXID 3 but its replica is at TXID 5" in str(error)
+    assert "restore-from-replica" in str(error) and "adopt-local" in str(error)
+
+
+def test_existing_database_and_empty_replica_path_start(world):
+    world.db.write_text("db")
+    world.local(4)
+    start(world.host())
+
+
+def test_existing_database_without_local_state_is_refused_unless_just_restored(world):
+    world.db.write_text("db")
+    world.replica(1, 5)
+    assert refused(world).code == EXIT_REFUSED
+    world.host().state.write_record(5, "restored")
+    start(world.host())
+
+
+def test_unreachable_store_uses_this_hosts_record(world):
+    world.db.write_text("db")
+    world.local(6)
+    world.flag("unreachable")
+    assert "last known replica position: unknown" in str(refused(world))
+    world.host().state.write_record(6, "stopped")
+    start(world.host())
+    world.host().state.write_record(8, "stopped")
+    assert "TXID 6" in str(refused(world)), "a file behind the last known position"
+
+
+def test_unreachable_store_without_trusting_the_record_waits(world):
+    world.db.write_text("db")
+    world.local(6)
+    world.flag("unreachable")
+    world.host().state.write_record(6, "stopped")
+    world.settings["trust_record_when_unreachable"] = False
+    assert "not trusted" in str(refused(world))
+
+
+def test_a_record_of_another_replica_is_ignored(world):
+    world.host().state.write_record(1, "stopped")
+    world.settings["replica_id"] = "s3://bucket/other"
+    assert world.record() is None
+
+
+def test_adopting_is_allowed_for_the_replica_position_it_names_until_passed(world):
+    world.db.write_text("db")
+    world.local(3)
+    world.replica(1, 5)
+    adopt = world.state / "adopt.json"
+    adopt.write_text(json.dumps({"replica": "sftp://store:22/upload/host", "txid": 4}))
+    assert refused(world).code == EXIT_REFUSED, "an adopt for another position"
+    adopt.write_text(
+        json.dumps({"replica": "sftp://store:22/upload/host", "txid": 5, "saved_as": "/x.db"})
+    )
+    start(world.host())
+    start(world.host())  # Litestream died before its first sync: allowed again
+    assert adopt.exists(), "kept until the replica is past TXID 5"
+    world.replica(1, 5, 6)
+    world.here(6)
+    world.local(6)
+    start(world.host())
+    assert not adopt.exists(), "the replica went past it: removed"
+    world.local(3)
+    assert refused(world).code == EXIT_REFUSED
+
+
+def test_a_crash_is_restarted_at_once_and_a_loop_backs_off(world, monkeypatch):
+    clock = {"now": 1_000_000.0}
+    waits: list[float] = []
+    monkeypatch.setattr(lifecycle.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(lifecycle.time, "sleep", lambda s: waits.append(s))
+    world.settings["restart_max"] = 1
+    host = world.host()
+    lifecycle.back_off(host)  # the first start
+    for _ in range(5):  # starts that come one after the other
+        clock["now"] += 2
+        lifecycle.back_off(host)
+    assert waits == [0.0, 0.2, 0.4, 0.8, 1.0, 1.0]
+    clock["now"] += lifecycle.QUICK_RESTART + 1  # after a good run: at once again
+    lifecycle.back_off(host)
+    assert waits[-1] == 0.0
+
+
+def test_an_unreadable_start_record_means_no_wait(world, monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr(lifecycle.time, "sleep", lambda s: waits.append(s))
+    (world.state / "starts.json").write_text("{not json")
+    lifecycle.back_off(world.host())
+    assert waits == [0.0]
+
+
+def test_a_stop_records_the_destination_litestream_ran_on(world, monkeypatch):
+    """A deploy that switches destination has written the new settings when
+    systemd stops the running Litestream: its last position belongs to the
+    old destination, which the next start then notes as left."""
+    world.db.write_text("db")
+    world.here(40)
+    monkeypatch.setenv("MAINPID", "1")
+    answer_sync(monkeypatch, {"txid": 45, "replicated_txid": 45})
+    world.settings["replica_id"] = OTHER
+    lifecycle.stop(world.host())
+    record = json.loads((world.state / "replica-position.json").read_text())
+    assert record["replica"] == "sftp://store:22/upload/host" and record["txid"] == 45
+    world.local(45)
+    start(world.host())
+    assert world.host().state.destinations()["sftp://store:22/upload/host"]["txid"] == 45
