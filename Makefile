@@ -77,14 +77,14 @@ demo: venv image-$(LAB_SUITE)
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
-	$(BIN)/ruff format --check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff check app molecule scripts playbooks plugins guard
+	$(BIN)/ruff format --check app molecule scripts playbooks plugins guard
 	scripts/check-argument-specs.py
 	scripts/role-docs.py --check
 
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
-	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
+	$(BIN)/pytest -q -p no:cacheprovider guard/tests
 	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
 	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 
