@@ -338,14 +338,16 @@ def adopt_local(host: Host) -> None:
         return
     aside = aside_dir(host.db, settings)
     saved = aside / f"replica-txid-{replica}.db"
-    out = host.litestream.restore(
-        integrity_check=settings.integrity_check, output=saved, timeout=settings.restore_timeout
-    )
-    if out.returncode != 0 or not saved.exists():
-        raise Refused(
-            f"Could not save the replica's newest state aside ({out.stderr.strip()}): "
-            "nothing adopted"
+    try:
+        out = host.litestream.restore(
+            integrity_check=settings.integrity_check, output=saved, timeout=settings.restore_timeout
         )
+        why = out.stderr.strip()
+        failed = out.returncode != 0 or not saved.exists()
+    except subprocess.TimeoutExpired:
+        why, failed = f"timed out after {settings.restore_timeout} s", True
+    if failed:
+        raise Refused(f"Could not save the replica's newest state aside ({why}): nothing adopted")
     own(saved, settings)
     host.state.write_adopt({"replica": host.destination, "txid": replica, "saved_as": str(saved)})
     say(f"The replica's newest state (TXID {replica}) is saved as {saved}")

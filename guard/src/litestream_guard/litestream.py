@@ -100,7 +100,12 @@ class Litestream:
     def local_txid(self) -> int | None:
         """The database's position as Litestream's local state records it,
         or None when there is no local state (never replicated here)."""
-        out = self.run("status", "-json", "-config", self.settings.config, str(self.db), timeout=30)
+        try:
+            out = self.run(
+                "status", "-json", "-config", self.settings.config, str(self.db), timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            raise Refused("litestream status did not answer within 30 s: try again later") from None
         if out.returncode != 0:
             raise Refused(f"litestream status failed: {out.stderr.strip()}")
         for entry in json.loads(out.stdout or "[]"):
