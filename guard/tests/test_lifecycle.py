@@ -339,3 +339,17 @@ def test_a_status_that_does_not_answer_is_refused_not_a_traceback(world, monkeyp
     monkeypatch.setattr(Litestream, "run", hangs)
     with pytest.raises(Refused, match="did not answer within 30 s"):
         world.host().litestream.local_txid()
+
+
+def test_a_stale_rollback_journal_goes_with_its_database(world, operator):
+    """One list of side files: a -journal is removed before a restore of a
+    missing database (SQLite would roll it into the restored file) and set
+    aside with the live file."""
+    journal = operator.db.with_name("counter.db-journal")
+    journal.write_text("hot journal")
+    lifecycle.restore_from_replica(operator.host())
+    (aside,) = asides(operator)
+    assert (aside / "counter.db-journal").read_text() == "hot journal"
+    journal.write_text("stale")
+    lifecycle.restore_missing(operator.host())
+    assert not journal.exists()

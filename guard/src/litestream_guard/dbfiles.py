@@ -14,12 +14,10 @@ from .accounts import db_gid, own
 from .settings import Settings
 from .state import stamp
 
-# What sits beside a database file or a restored copy: SQLite's, and the
+# What sits beside a database file or a restored copy: SQLite's (a hot
+# rollback journal belongs to its file as much as a WAL does), and the
 # `<db>.tmp` Litestream's restore writes before renaming it into place.
 SIDECARS = ("-wal", "-shm", "-journal", ".tmp", ".tmp-wal", ".tmp-shm")
-# What a missing database's stale leftovers are (removed before a restore)
-# and what is set aside with a database.
-STALE = ("-wal", "-shm", ".tmp", ".tmp-wal", ".tmp-shm")
 
 
 def side_files(path: Path) -> list[Path]:
@@ -35,7 +33,7 @@ def metadata_dir(db: Path) -> Path:
 def stale_files(db: Path) -> list[Path]:
     """What belongs to a database besides its file: side files and
     Litestream's local state."""
-    return [db.with_name(db.name + suffix) for suffix in STALE] + [metadata_dir(db)]
+    return [*side_files(db), metadata_dir(db)]
 
 
 def remove_stale(db: Path) -> None:

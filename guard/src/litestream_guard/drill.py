@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .dbfiles import integrity_errors, remove
+from .dbfiles import integrity_errors, remove, side_files
 from .errors import Refused, StoreUnreachable
 from .host import Host
 from .litestream import max_txid, said
@@ -123,7 +123,7 @@ def _restore_drill(host: Host) -> None:
     except (OSError, sqlite3.Error, subprocess.TimeoutExpired, ValueError) as error:
         result["error"] = f"{type(error).__name__}: {error}"
     finally:
-        remove([scratch, *(Path(f"{scratch}{suffix}") for suffix in (".tmp", "-wal", "-shm"))])
+        remove([scratch, *side_files(scratch)])
     now = dt.datetime.now(dt.UTC)
     result.update(
         finished_at=now.isoformat(timespec="seconds"),
