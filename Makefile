@@ -82,14 +82,14 @@ demo: venv image-$(LAB_SUITE)
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check . roles/litestream/files/litestream-guard
-	$(BIN)/ruff format --check . roles/litestream/files/litestream-guard
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	scripts/ci/check-argument-specs.py
 	scripts/ci/role-docs.py --check
 
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
-	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
+	$(BIN)/pytest -q -p no:cacheprovider guard/tests
 	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
 	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 

@@ -13,7 +13,7 @@ outside the markers is written by hand and kept.
 
     scripts/ci/role-docs.py            print the tables
     scripts/ci/role-docs.py --write    put them into each roles/<role>/README.md
-    scripts/ci/role-docs.py --check    exit 1 when a README is missing or its table differs (make lint)
+    scripts/ci/role-docs.py --check    exit 1 when a README is missing or stale (make lint)
 """
 
 from __future__ import annotations

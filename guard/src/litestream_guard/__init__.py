@@ -1,0 +1,1 @@
+"""litestream-guard: what stands between Litestream and its replica (see cli)."""

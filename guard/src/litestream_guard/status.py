@@ -1,0 +1,56 @@
+"""status: where the database and its replica stand, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+
+from .drill import last_result, probe
+from .errors import Refused, StoreUnreachable
+from .host import Host
+from .litestream import max_txid
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser(
+        "status", help="where the local database and its replica stand (JSON)"
+    ).set_defaults(run=lambda host, opts: status(host))
+
+
+def status(host: Host) -> None:
+    """Where the database and its replica stand, as JSON: Litestream's
+    local position, the replica's newest TXID as the store lists it (or
+    why it could not be read), the position Litestream has confirmed in
+    the replica (control socket), the probe's value and the last restore
+    drill's outcome."""
+    db, state = host.db, host.state
+    report: dict = {"db": str(db), "exists": db.exists()}
+    try:
+        report["local_txid"] = host.litestream.local_txid()
+    except Refused as error:
+        report["local_txid"] = None
+        report["local_error"] = str(error)
+    try:
+        files = host.litestream.replica_files()
+        report["replica_txid"] = max_txid(files) if files else "empty"
+        report["store_reachable"] = True
+    except StoreUnreachable as error:
+        report["replica_txid"] = f"unreachable ({error})"
+        report["store_reachable"] = False
+    try:
+        local, replicated = host.control.sync_position()
+        report["litestream"] = {"txid": local, "replicated_txid": replicated}
+    except host.control.ERRORS as error:
+        report["litestream"] = {"error": str(error) or type(error).__name__}
+    try:
+        report["probe"] = probe(host, db) if db.exists() else None
+    except (Refused, sqlite3.Error) as error:
+        report["probe"] = f"error ({error})"
+    report["restore_drill"] = last_result(host)
+    report["last_known"] = state.read_record()
+    report["destination"] = host.destination
+    report["replica_check"] = state.published()
+    report["history"] = state.history()
+    report["destinations_left"] = state.destinations()
+    print(json.dumps(report, indent=2))

@@ -1,0 +1,104 @@
+"""cli: the entry point, its subcommands and exit codes."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from litestream_guard import cli, lifecycle
+from litestream_guard import settings as settings_module
+from litestream_guard.errors import EXIT_REFUSED
+
+
+def test_settings_file_is_what_main_reads(world, monkeypatch, tmp_path):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps(world.settings))
+    monkeypatch.setattr(settings_module, "SETTINGS", settings)
+    world.db.write_text("db")
+    world.local(3)
+    world.replica(5)
+    assert cli.main(["litestream-guard", "start"]) == EXIT_REFUSED
+    assert cli.main(["litestream-guard", "nonsense"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["restore-to", "--timestamp", "2026-11-30T17:00:00Z", "--txid", "2"],
+        ["restore-to", "--latest", "--from-file", "/x.db"],
+        ["restore-copy", "--latest"],
+        ["restore-plan", "--txid"],
+    ],
+)
+def test_restore_commands_refuse_bad_arguments(world, monkeypatch, tmp_path, args):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps(world.settings))
+    monkeypatch.setattr(settings_module, "SETTINGS", settings)
+    assert cli.main(["litestream-guard", *args]) == 2
+
+
+def test_help_needs_no_settings(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(settings_module, "SETTINGS", tmp_path / "absent.json")
+    assert cli.main(["litestream-guard", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("start", "stop", "app-stopped", "classify", "restore-to", "restore-drill"):
+        assert name in out
+    assert cli.main(["litestream-guard"]) == 2, "no command: the usage, exit 2"
+
+
+def test_an_operator_error_is_a_sentence_and_its_exit_code(world, monkeypatch, capsys):
+    """A timeout nobody caught on the way is still a sentence (exit 1),
+    never a traceback."""
+    monkeypatch.setattr(settings_module, "SETTINGS", world.write_settings())
+
+    def hangs(host):
+        raise subprocess.TimeoutExpired(["/usr/local/bin/litestream", "restore", "x"], 60)
+
+    monkeypatch.setattr(lifecycle, "start", hangs)
+    assert cli.main(["litestream-guard", "start"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "`litestream restore` did not finish within 60 s: try again later"
+
+
+def test_a_restore_timeout_through_the_command_line(operator, monkeypatch, capsys):
+    operator.local(3)
+    operator.flag("restore_hangs")
+    operator.settings["restore_timeout"] = 1
+    monkeypatch.setattr(settings_module, "SETTINGS", operator.write_settings())
+    assert cli.main(["litestream-guard", "adopt-local"]) == 1
+    err = capsys.readouterr().err
+    assert "timed out after 1 s): nothing adopted" in err and "Traceback" not in err
+
+
+def test_unusable_settings_are_a_sentence(world, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(settings_module, "SETTINGS", tmp_path / "absent.json")
+    assert cli.main(["litestream-guard", "status"]) == 1
+    assert "Cannot read the guard's settings" in capsys.readouterr().err
+    del world.settings["db"]
+    monkeypatch.setattr(settings_module, "SETTINGS", world.write_settings())
+    assert cli.main(["litestream-guard", "status"]) == 1
+    assert "cannot be used: missing db" in capsys.readouterr().err
+
+
+def test_a_check_finding_a_start_running_exits_0(world, monkeypatch, capsys):
+    monkeypatch.setattr(settings_module, "SETTINGS", world.write_settings())
+    lock = (world.state / "guard.lock").open("ab")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    assert cli.main(["litestream-guard", "check"]) == 0
+    assert "this check is skipped" in capsys.readouterr().err
+
+
+def test_classify_reads_its_arguments(world, monkeypatch, capsys):
+    monkeypatch.setattr(settings_module, "SETTINGS", world.write_settings())
+    monkeypatch.setattr(sys, "stdin", io.StringIO("[]"))
+    assert cli.main(["litestream-guard", "classify", "s3://b/p", "--takeover"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "destination": "s3://b/p",
+        "class": "empty",
+        "why": "empty: a new history begins there",
+    }
