@@ -47,7 +47,7 @@ help:
 	@echo "make logs [HOST=lab-app1]    journal of litestream and counter (sshd on lab-storage)"
 	@echo "make purge   remove lab hosts, replica, image, caches and .venv"
 
-$(VENV)/.installed: requirements-dev.txt app/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt app/pyproject.toml guard/pyproject.toml
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
 	  echo "installing python3-venv from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
@@ -55,6 +55,7 @@ $(VENV)/.installed: requirements-dev.txt app/pyproject.toml
 	$(BIN)/pip install --quiet --upgrade 'pip>=24'
 	$(BIN)/pip install --quiet --requirement requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable ./app
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable ./guard
 	touch $@
 
 venv: $(VENV)/.installed

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from litestream_guard.sigv4 import signed
+
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = ROOT / "inventory" / "lab"
 APP_HOSTS = ("lab-app1", "lab-app2")
@@ -176,9 +178,12 @@ def unit_memory_mib(host: str, unit: str) -> float | None:
 
 def host_program(*functions, call: str) -> str:
     """Python source for a lab host (or a program run with in_netns): the
-    given functions, self-contained (they import what they use), then `call`."""
+    given functions, self-contained (they import what they use), then `call`.
+    s3_request brings the signer it calls."""
     import inspect
 
+    if s3_request in functions:
+        functions = (signed, *functions)
     return "\n\n".join([*(inspect.getsource(f) for f in functions), call]) + "\n"
 
 
@@ -195,44 +200,17 @@ def s3_request(
 ) -> bytes:
     """One SigV4-signed S3 request (empty body) with the keys in a host's
     Litestream environment file; the answer's body (streamed into the file
-    `dest` instead, if given: b"" is returned). Runs on a lab host (ships
-    with host_program): standard library only, TLS checked against the host's
-    trust store. Signing as in molecule/shared/tests/s3_list.py."""
-    import datetime
-    import hashlib
-    import hmac
+    `dest` instead, if given: b"" is returned). Runs on a lab host, shipped
+    with host_program together with `signed` (the guard's signer,
+    litestream_guard.sigv4): standard library only, TLS checked against the
+    host's trust store."""
     import re
-    import urllib.parse
     import urllib.request
 
     with open(env_file) as f:
         env = {k: v.strip("'\"") for k, v in re.findall(r"^(\w+)=(.*)$", f.read(), re.M)}
     key, secret = env["LITESTREAM_ACCESS_KEY_ID"], env["LITESTREAM_SECRET_ACCESS_KEY"]
-    region, now = "us-east-1", datetime.datetime.now(datetime.UTC)
-    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    query = urllib.parse.urlencode(sorted(params.items()), quote_via=urllib.parse.quote)
-    payload = hashlib.sha256(b"").hexdigest()
-    headers = {
-        "host": urllib.parse.urlsplit(endpoint).netloc,
-        "x-amz-content-sha256": payload,
-        "x-amz-date": amz_date,
-    }
-    signed = ";".join(sorted(headers))
-    quoted = urllib.parse.quote(path)
-    lines = [f"{name}:{headers[name]}" for name in sorted(headers)]
-    canonical = "\n".join([method, quoted, query, *lines, "", signed, payload])
-    scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    signing_key = ("AWS4" + secret).encode()
-    for part in (day, region, "s3", "aws4_request"):
-        signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, Signature={signature}"
-    )
-    url = endpoint.rstrip("/") + quoted + (f"?{query}" if query else "")
+    url, headers = signed(method, endpoint, path, params, key, secret)
     request = urllib.request.Request(url, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=60) as response:
         if dest is None:

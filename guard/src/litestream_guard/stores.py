@@ -5,9 +5,6 @@ copied."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
 import re
 import subprocess
 import tempfile
@@ -18,6 +15,7 @@ from pathlib import Path
 
 from .errors import EXIT_USAGE, Refused, StoreUnreachable
 from .litestream import said
+from .sigv4 import signed
 
 
 class Store:
@@ -127,41 +125,10 @@ class S3Store(Store):
         region = self.replica.get("region") or "us-east-1"
         access = self.env.get("LITESTREAM_ACCESS_KEY_ID", "")
         secret = self.env.get("LITESTREAM_SECRET_ACCESS_KEY", "")
-        now = dt.datetime.now(dt.UTC)
-        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
         path = "/" + self.replica["bucket"] + ("/" + key if key else "")
-        quoted = urllib.parse.quote(path)
-        query = urllib.parse.urlencode(sorted(params.items()), quote_via=urllib.parse.quote)
-        payload = hashlib.sha256(b"").hexdigest()
-        signed_headers = {
-            "host": urllib.parse.urlsplit(endpoint).netloc,
-            "x-amz-content-sha256": payload,
-            "x-amz-date": amz_date,
-            **{k.lower(): v for k, v in (headers or {}).items()},
-        }
-        names = ";".join(sorted(signed_headers))
-        canonical = "\n".join(
-            [
-                method,
-                quoted,
-                query,
-                "".join(f"{n}:{signed_headers[n]}\n" for n in sorted(signed_headers)),
-                names,
-                payload,
-            ]
+        url, signed_headers = signed(
+            method, endpoint, path, params, access, secret, region=region, headers=headers
         )
-        scope = f"{day}/{region}/s3/aws4_request"
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, digest])
-        key_bytes = ("AWS4" + secret).encode()
-        for part in (day, region, "s3", "aws4_request"):
-            key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
-        signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-        signed_headers["Authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={access}/{scope}, SignedHeaders={names}, "
-            f"Signature={signature}"
-        )
-        url = endpoint + quoted + (f"?{query}" if query else "")
         req = urllib.request.Request(url, headers=signed_headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as answer:

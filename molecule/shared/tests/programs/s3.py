@@ -9,12 +9,10 @@ prints the keys found; with DELETE_REGEX, deletes those whose key matches it
 prints {"status": ..., "code": ..., "body": ...} as JSON, whatever the answer.
 Signs with the credentials in ENV_FILE (a host's own 0600 Litestream
 environment file, or one written by a test); HTTPS is checked against the
-host's trust store. Standard library only.
+host's trust store. Standard library only; signed with the guard's SigV4
+signer, which the tests put before this text.
 """
 
-import datetime
-import hashlib
-import hmac
 import json
 import re
 import sys
@@ -22,40 +20,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from sigv4 import signed  # the guard's signer (programs/__init__.py)
+
 args = sys.argv[1:]
 mode = args.pop(0) if args[0] == "request" else "list"
 env_path, endpoint = args[0], args[1]
 with open(env_path) as env_file:
     env = dict(re.findall(r"^(\w+)='(.*)'$", env_file.read(), re.M))
 key, secret = env["LITESTREAM_ACCESS_KEY_ID"], env["LITESTREAM_SECRET_ACCESS_KEY"]
-region = "us-east-1"
 
 
 def s3(method: str, path: str, params: dict, body: bytes = b"") -> tuple[int, bytes]:
-    now = datetime.datetime.now(datetime.UTC)
-    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    query = urllib.parse.urlencode(sorted(params.items()), quote_via=urllib.parse.quote)
-    payload = hashlib.sha256(body).hexdigest()
-    headers = {
-        "host": urllib.parse.urlsplit(endpoint).netloc,
-        "x-amz-content-sha256": payload,
-        "x-amz-date": amz_date,
-    }
-    signed = ";".join(sorted(headers))
-    canonical_headers = "".join(f"{name}:{headers[name]}\n" for name in sorted(headers))
-    quoted = urllib.parse.quote(path)
-    canonical = "\n".join([method, quoted, query, canonical_headers, signed, payload])
-    scope = f"{day}/{region}/s3/aws4_request"
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, digest])
-    signing_key = ("AWS4" + secret).encode()
-    for part in (day, region, "s3", "aws4_request"):
-        signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, Signature={signature}"
-    )
-    url = f"{endpoint}{quoted}" + (f"?{query}" if query else "")
+    url, headers = signed(method, endpoint, path, params, key, secret, body=body)
     request = urllib.request.Request(url, data=body or None, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, response.read()
