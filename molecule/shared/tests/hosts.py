@@ -119,6 +119,21 @@ def journal(host, since: str, *units: str) -> str:
     return host.check_output(f"journalctl --no-pager -o cat --since @{since} {flags}")
 
 
+def start_until_said(host, text: str, timeout: float, what: str, times: int = 1) -> str:
+    """`systemctl start --no-block` of the app (Litestream first, its guard
+    before it), then wait until Litestream's journal says `text` (`times`
+    times): what it said since the start."""
+    since = host_now(host)
+    host.check_output(f"systemctl start --no-block {APP_UNIT}")
+    return wait_until(
+        lambda: (
+            said if (said := journal(host, since, LITESTREAM_UNIT)).count(text) >= times else ""
+        ),
+        timeout=timeout,
+        what=what,
+    )
+
+
 def stop_app(host) -> None:
     """`systemctl stop counter` as a user types it, then wait for Litestream.
 

@@ -15,12 +15,11 @@ from hosts import (
     db_count,
     get,
     healthy,
-    host_now,
-    journal,
     main_pid,
     remove_database,
     replica_count,
     run_site,
+    start_until_said,
     stop_app,
     visit,
     wait_until,
@@ -46,14 +45,9 @@ def _roll_back(app) -> tuple[int, int]:
     stop_app(app)
     assert replica_count(app) == acked
     app.check_output("rm -rf %s && cp -a %s %s && rm -rf %s", DATA, COPY, DATA, COPY)
-    since = host_now(app)
-    app.check_output(f"systemctl start --no-block {APP_UNIT}")
-    wait_until(
-        lambda: "REFUSED" in journal(app, since, LITESTREAM_UNIT),
-        timeout=60,
-        what="the guard refuses the rolled-back file",
+    message = start_until_said(
+        app, "REFUSED", timeout=60, what="the guard refuses the rolled-back file"
     )
-    message = journal(app, since, LITESTREAM_UNIT)
     assert "is at TXID" in message and "Starting would roll the replica back" in message, message
     assert get(app, "/")["status"] == 0, "nothing serves the old file"
     assert replica_count(app) == acked, "the replica is not rolled back"
@@ -89,15 +83,10 @@ def test_damaged_replica_fails_closed(app, storage, replica_kind):
     deleted = delete_replica_objects(app, storage, replica_kind, "0000000000000001-")
     assert deleted, "the snapshot files starting at TXID 1 were there"
     remove_database(app)
-    since = host_now(app)
-    app.check_output(f"systemctl start --no-block {APP_UNIT}")
     try:
-        wait_until(
-            lambda: journal(app, since, LITESTREAM_UNIT).count("not starting on an empty") >= 2,
-            timeout=90,
-            what="two refused restores",
+        said = start_until_said(
+            app, "not starting on an empty", timeout=90, what="two refused restores", times=2
         )
-        said = journal(app, since, LITESTREAM_UNIT)
         assert "no restorable backup" in said or "Restore failed" in said, said
         assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
         assert not app.file(DB).exists

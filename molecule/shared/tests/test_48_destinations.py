@@ -40,6 +40,7 @@ from hosts import (
     journal,
     remove_database,
     run_site,
+    start_until_said,
     stop_app,
     visit,
     wait_until,
@@ -253,14 +254,9 @@ def test_another_history_in_the_hosts_own_path_is_refused_at_start_then_taken_ov
     _foreign_history(app, own)
     foreign_objects = objects_under(app, storage, own)
     assert foreign_objects
-    since = host_now(app)
-    app.check_output(f"systemctl start --no-block {APP_UNIT}")
-    wait_until(
-        lambda: "holds another history" in journal(app, since, LITESTREAM_UNIT),
-        timeout=60,
-        what="the guard refuses the path",
+    said = start_until_said(
+        app, "holds another history", timeout=60, what="the guard refuses the path"
     )
-    said = journal(app, since, LITESTREAM_UNIT)
     assert "empty path" in said and "litestream-guard takeover" in said, said[-3000:]
     assert not healthy(app), "never ready while nothing replicates"
     assert objects_under(app, storage, own) == foreign_objects, "nothing touched"

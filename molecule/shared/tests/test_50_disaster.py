@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
-from hosts import get, healthy, host_now, journal, remove_database, stop_app, visit, wait_until
+from hosts import (
+    get,
+    healthy,
+    host_now,
+    journal,
+    remove_database,
+    start_until_said,
+    stop_app,
+    visit,
+    wait_until,
+)
 
 RESTORING = "No database found, restoring from replica if exists"
 
@@ -31,14 +41,13 @@ def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage, sto
     storage.check_output("systemctl stop %s", store_service)
     try:
         since = host_now(app)
-        app.check_output(f"systemctl start --no-block {APP_UNIT}")
         # Two restore attempts fail; meanwhile nothing serves a fresh counter.
-        wait_until(
-            lambda: (
-                journal(app, since, LITESTREAM_UNIT).count("not starting on an empty database") >= 2
-            ),
+        start_until_said(
+            app,
+            "not starting on an empty database",
             timeout=150,
             what="two failed restore attempts",
+            times=2,
         )
         assert get(app, "/")["status"] == 0, (
             "the app must not serve while the replica is unreachable"
