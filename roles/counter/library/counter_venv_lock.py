@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Module counter_venv_lock: compare the app's virtualenv with its lock, remove unlisted packages."""
+"""Module counter_venv_lock: compare the app's virtualenv with its lock, remove the rest."""
 
 from __future__ import annotations
 
