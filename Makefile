@@ -74,17 +74,25 @@ demo: venv image-$(LAB_SUITE)
 	@echo "The counter answers on http://127.0.0.1:8080/ (lab-app1) and :8081 (lab-app2),"
 	@echo "replicating to $(REPLICA) on lab-storage. Try: curl 127.0.0.1:8080"
 
+# Roles' own modules and plugins (library/, lookup_plugins/, filter_plugins/)
+# and their unit tests (tests/; the litestream role's are listed apart).
+ROLE_PLUGINS := $(wildcard roles/*/library roles/*/lookup_plugins roles/*/filter_plugins)
+ROLE_PLUGIN_TESTS := $(filter-out roles/litestream/tests,$(patsubst %/,%,$(sort $(dir $(wildcard roles/*/tests/test_*.py)))))
+
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
-	$(BIN)/ruff format --check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests
+	$(BIN)/ruff check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests \
+	  $(ROLE_PLUGINS) $(ROLE_PLUGIN_TESTS)
+	$(BIN)/ruff format --check app molecule scripts playbooks plugins roles/litestream/files/litestream-guard roles/litestream/tests \
+	  $(ROLE_PLUGINS) $(ROLE_PLUGIN_TESTS)
 	scripts/check-argument-specs.py
 	scripts/role-docs.py --check
 
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider roles/litestream/tests
+	$(BIN)/pytest -q -p no:cacheprovider $(ROLE_PLUGIN_TESTS)
 	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
 	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 
