@@ -80,9 +80,6 @@ demo: venv image-$(LAB_SUITE)
 	@echo "The counter answers on http://127.0.0.1:8080/ (lab-app1) and :8081 (lab-app2),"
 	@echo "replicating to $(REPLICA) on lab-storage. Try: curl 127.0.0.1:8080"
 
-# The roles' own modules and plugins' unit tests (roles/*/tests/).
-ROLE_PLUGIN_TESTS := $(sort $(patsubst %/,%,$(dir $(wildcard roles/*/tests/test_*.py))))
-
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
@@ -94,7 +91,7 @@ lint: venv
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider guard/tests
-	$(BIN)/pytest -q -p no:cacheprovider $(ROLE_PLUGIN_TESTS)
+	$(BIN)/pytest -q -p no:cacheprovider tests/roles
 	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
 	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 

@@ -4,26 +4,20 @@ downloaded: distributions are faked as *.dist-info directories)."""
 from __future__ import annotations
 
 import glob
-import importlib.util
-import json
 import subprocess
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[1] / "library" / "counter_venv_lock.py"
+import ansible_plugin
+from ansible_plugin import ROLES, load
+
+MODULE = ROLES / "counter" / "library" / "counter_venv_lock.py"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-venv_lock = _load(MODULE)
+venv_lock = load(MODULE)
 
 LOCK = """\
 #    make lock
@@ -38,16 +32,7 @@ Prometheus_Client==0.21.1 \\
 PINS = {"bottle": "0.13.4", "waitress": "3.0.2", "prometheus-client": "0.21.1"}
 
 
-def run_module(args: dict, check_mode: bool = False) -> dict:
-    """The module run as Ansible runs it (its arguments in a JSON file): its result."""
-    args = dict(args, _ansible_check_mode=check_mode)
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        f.flush()
-        done = subprocess.run(
-            [sys.executable, str(MODULE), f.name], capture_output=True, text=True, check=False
-        )
-    return json.loads(done.stdout)
+run_module = partial(ansible_plugin.run_module, MODULE)
 
 
 def make_venv(path: Path, with_pip: bool = False) -> Path:

@@ -3,40 +3,21 @@ only by a complete download (pip itself is stood in for: no network)."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import subprocess
-import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 
-LIBRARY = Path(__file__).resolve().parents[1] / "library"
+import ansible_plugin
+from ansible_plugin import ROLES, load
+
+LIBRARY = ROLES / "counter" / "library"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+deps = load(LIBRARY / "counter_deps_download.py")
 
 
-deps = _load(LIBRARY / "counter_deps_download.py")
-
-
-def run_module(args: dict, check_mode: bool = False) -> dict:
-    """The module run as Ansible runs it (its arguments in a JSON file): its result."""
-    args = dict(args, _ansible_check_mode=check_mode)
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        f.flush()
-        done = subprocess.run(
-            [sys.executable, str(LIBRARY / "counter_deps_download.py"), f.name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    return json.loads(done.stdout)
+run_module = partial(ansible_plugin.run_module, LIBRARY / "counter_deps_download.py")
 
 
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux2014_x86_64"]

@@ -4,44 +4,24 @@ controller's setuptools, once per cache directory, atomically."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
-import subprocess
-import sys
-import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).resolve().parents[1] / "library"
-LOOKUPS = Path(__file__).resolve().parents[1] / "lookup_plugins"
+import ansible_plugin
+from ansible_plugin import ROLES, load
+
+LIBRARY = ROLES / "counter" / "library"
+LOOKUPS = ROLES / "counter" / "lookup_plugins"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+wheel_module = load(LIBRARY / "counter_app_wheel.py")
+app_source = load(LOOKUPS / "counter_app_source.py")
 
 
-wheel_module = _load(LIBRARY / "counter_app_wheel.py")
-app_source = _load(LOOKUPS / "counter_app_source.py")
-
-
-def run_module(args: dict, check_mode: bool = False) -> dict:
-    """The module run as Ansible runs it (its arguments in a JSON file): its result."""
-    args = dict(args, _ansible_check_mode=check_mode)
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        f.flush()
-        done = subprocess.run(
-            [sys.executable, str(LIBRARY / "counter_app_wheel.py"), f.name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    return json.loads(done.stdout)
+run_module = partial(ansible_plugin.run_module, LIBRARY / "counter_app_wheel.py")
 
 
 PYPROJECT = """\

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.loader import lookup_loader
 
-PLUGIN = Path(__file__).resolve().parents[1] / "lookup_plugins" / "counter_app_source.py"
+from ansible_plugin import ROLES, load
+
+PLUGIN = ROLES / "counter" / "lookup_plugins" / "counter_app_source.py"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-source = _load(PLUGIN)
+source = load(PLUGIN)
 
 
 def _write(root: Path, name: str, text: str = "x") -> None:

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import stat
-import subprocess
-import sys
-import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[1] / "library" / "controller_binary_unpack.py"
+import ansible_plugin
+from ansible_plugin import ROLES, load
+
+MODULE = ROLES / "controller_binary" / "library" / "controller_binary_unpack.py"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+unpack = load(MODULE)
 
 
-unpack = _load(MODULE)
-
-
-def run_module(args: dict, check_mode: bool = False) -> dict:
-    """The module run as Ansible runs it (its arguments in a JSON file): its result."""
-    args = dict(args, _ansible_check_mode=check_mode)
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        f.flush()
-        done = subprocess.run(
-            [sys.executable, str(MODULE), f.name], capture_output=True, text=True, check=False
-        )
-    return json.loads(done.stdout)
+run_module = partial(ansible_plugin.run_module, MODULE)
 
 
 BINARY = b"\x7fELF fake litestream"
