@@ -60,7 +60,8 @@ def write(output: Path, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
+    # Its own temporary name: two plays may build at once (same bytes).
+    tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     tmp.chmod(0o755)
     os.replace(tmp, output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hosts import app_name, replica_count, visit, wait_until
+from hosts import app_name, deployed_replica, replica_count, visit, wait_until
 from stores import replica_objects, sftp_account, sftp_upload_path
 
 
@@ -15,8 +15,10 @@ def test_replica_holds_litestream_files(app, storage, replica_kind):
         timeout=30,
         what=f"LTX files of {app_name(app)} in the {replica_kind} store",
     )
-    # Under this host's own prefix.
-    assert all(o.startswith(app_name(app) + "/") for o in objects), objects
+    # Under this host's own path, which names the host.
+    own = deployed_replica(app)["path"].strip("/")
+    assert app_name(app) in own.split("/"), own
+    assert all(o.startswith(own + "/") for o in objects), objects
 
 
 @pytest.mark.sftp
