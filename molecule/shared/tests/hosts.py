@@ -65,7 +65,9 @@ def visit(host) -> int:
 
 def concurrent_visits(host, n: int) -> list[int]:
     url = f"http://127.0.0.1:{PORT}/"
-    out = host.check_output("python3 -c %s %s %s", programs.text("concurrent_visits.py"), str(n), url)
+    out = host.check_output(
+        "python3 -c %s %s %s", programs.text("concurrent_visits.py"), str(n), url
+    )
     return sorted(int(body.split()[5]) for body in json.loads(out))
 
 
