@@ -35,8 +35,8 @@ def published(world) -> dict:
     return json.loads((world.state / "replica.json").read_text())
 
 
-def checking(world, monkeypatch, replicated: int, plan: int | None) -> None:
-    answer_sync(monkeypatch, {"txid": 99, "replicated_txid": replicated})
+def checking(world, monkeypatch, replicated: int, plan: int | None, local: int = 99) -> None:
+    answer_sync(monkeypatch, {"txid": local, "replicated_txid": replicated})
     plan_file = world.bin / "plan.json"
     if plan is None:
         plan_file.unlink(missing_ok=True)
@@ -89,7 +89,9 @@ def test_a_takeover_moves_the_foreign_files_aside_and_begins_anew(world):
     assert world.record()["how"] == "new history"
 
 
-def test_back_on_this_hosts_own_older_history_it_goes_on_there(world, capsys):
+def returned(world) -> None:
+    """Switched away (a new history there), then back to the destination
+    this host left at TXID 40."""
     switched(world)
     start(world.host())  # on OTHER: a new history
     world.here(12)
@@ -97,6 +99,10 @@ def test_back_on_this_hosts_own_older_history_it_goes_on_there(world, capsys):
     world.local(12)
     world.replica(20, 40)  # as the host left it
     start(world.host())
+
+
+def test_back_on_this_hosts_own_older_history_it_goes_on_there(world, capsys):
+    returned(world)
     assert "holds this host's own older history up to TXID 40" in capsys.readouterr().out
     assert world.record() | {"at": None} == {
         "replica": "sftp://store:22/upload/host",
@@ -211,6 +217,21 @@ def test_a_pending_history_turns_green_once_its_snapshot_is_in_the_store(world, 
     destinations.check(world.host())
     assert published(world)["new_history_pending"] is False
     assert published(world)["restorable"] is True and published(world)["history_restarts"] == 1
+    assert history(world)["pending"] is None
+
+
+def test_back_on_its_own_history_an_idle_database_is_green_once_litestream_settles(
+    world, monkeypatch
+):
+    """No write since the return: Litestream's waited sync settles at the
+    TXID it took over (no snapshot is due), which the replica holds."""
+    returned(world)
+    checking(world, monkeypatch, replicated=39, plan=40, local=40)  # not all uploaded yet
+    destinations.check(world.host())
+    assert published(world)["new_history_pending"] is True
+    checking(world, monkeypatch, replicated=40, plan=40, local=40)
+    destinations.check(world.host())
+    assert published(world)["new_history_pending"] is False
     assert history(world)["pending"] is None
 
 

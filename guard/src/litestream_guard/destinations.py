@@ -112,7 +112,15 @@ def check(host: Host) -> None:
         return
     result["restores_to_txid"] = reaches
     ok = reaches is not None and reaches >= replicated
-    if pending and ok and reaches > int(pending.get("after_txid", 0)):
+    after = int(pending.get("after_txid", 0)) if pending else 0
+    # Back on this host's own older history (after > 0), Litestream makes a
+    # snapshot past it only when its sync finds the database moved on. On a
+    # database that did not change (an idle host), its waited sync (above:
+    # it runs Litestream's own check of the database against its position)
+    # settles at the TXID it took over, which the replica holds: that is the
+    # new history in the store too.
+    settled = bool(wait) and after > 0 and replicated >= local >= after
+    if pending and ok and (reaches > after or (settled and reaches >= local)):
         history["pending"] = None
         state.write_history(history)
         say(f"The replica restores up to TXID {reaches}: the new history is in the store")
