@@ -102,3 +102,43 @@ def test_classify_reads_its_arguments(world, monkeypatch, capsys):
         "class": "empty",
         "why": "empty: a new history begins there",
     }
+
+
+# Every command line the roles, playbooks and units give the guard (grep
+# them for litestream-guard and __litestream_guard): each one parses.
+CALLED_AS = [
+    ["start"],
+    ["stop"],
+    ["started"],
+    ["app-stopped", "counter.service"],
+    ["check"],
+    ["restore-drill"],
+    ["status"],
+    ["status", "--json"],
+    ["adopt-local"],
+    ["restore-from-replica"],
+    ["takeover"],
+    ["classify", "s3://store/bucket/path"],
+    ["classify", "s3://store/bucket/path", "--takeover"],
+    ["restore-plan", "--json", "--latest"],
+    ["restore-plan", "--json", "--timestamp", "2026-11-30T10:00:00Z"],
+    [
+        "restore-plan",
+        "--json",
+        "--txid",
+        "2a",
+        "--source-config",
+        "/x.yml",
+        "--source-env",
+        "/x.env",
+    ],
+    ["restore-copy", "--json", "--latest", "--output", "/srv/copy.db", "--timeout", "60"],
+    ["restore-to", "--json", "--txid", "2a", "--timeout", "60"],
+    ["restore-to", "--json", "--from-file", "/srv/copy.db", "--timeout", "60"],
+]
+
+
+@pytest.mark.parametrize("argv", CALLED_AS, ids=" ".join)
+def test_every_command_line_the_deploy_uses_parses(argv):
+    opts = cli.parser().parse_args(argv)
+    assert callable(opts.run)

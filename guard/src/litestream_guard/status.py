@@ -13,9 +13,13 @@ from .litestream import max_txid
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    commands.add_parser(
+    parser = commands.add_parser(
         "status", help="where the local database and its replica stand (JSON)"
-    ).set_defaults(run=lambda host, opts: status(host))
+    )
+    # What restore.yml passes to every one of its commands (status is JSON
+    # anyway): accepted, as it always was.
+    parser.add_argument("--json", action="store_true", help="(the output is JSON anyway)")
+    parser.set_defaults(run=lambda host, opts: status(host))
 
 
 def status(host: Host) -> None:
