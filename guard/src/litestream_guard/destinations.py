@@ -64,51 +64,39 @@ def check(host: Host) -> None:
         "last_history": history.get("last"),
         "failures": 0,
     }
+
+    def not_checked(reason: str, failures: int | None = None) -> None:
+        """Published with no verdict: the count of failed checks is kept
+        (unless said), readiness goes by the rest."""
+        result.update(
+            restorable=None,
+            new_history_pending=bool(pending),
+            reason=f"not checked: {reason}",
+            failures=published.get("failures", 0) if failures is None else failures,
+        )
+        state.publish(result)
+
     try:
         wait = settings.check_timeout if pending else 0
         local, replicated = host.control.sync_position(wait=wait, timeout=wait + 3)
     except host.control.ERRORS as error:
-        result.update(
-            restorable=None,
-            new_history_pending=bool(pending),
-            reason=f"not checked: Litestream does not answer ({error or type(error).__name__})",
-            failures=published.get("failures", 0),
-        )
-        state.publish(result)
+        not_checked(f"Litestream does not answer ({error or type(error).__name__})")
         return
     result.update(local_txid=local, replicated_txid=replicated)
     running = state.running_destination()
     if running and running != destination:
         # A deploy has written new settings; Litestream still runs on the
         # old destination until its restart: nothing to compare yet.
-        result.update(
-            restorable=None,
-            new_history_pending=bool(pending),
-            reason=f"not checked: switching from {running} to {destination}",
-            failures=0,
-        )
-        state.publish(result)
+        not_checked(f"switching from {running} to {destination}", failures=0)
         return
     if replicated == 0 and not pending:
         # Litestream says 0 before its first sync and after a sync error.
-        result.update(
-            restorable=None,
-            new_history_pending=False,
-            reason="not checked: Litestream has confirmed no position yet",
-            failures=published.get("failures", 0),
-        )
-        state.publish(result)
+        not_checked("Litestream has confirmed no position yet")
         return
     try:
         reaches = host.litestream.plan_reaches()
     except StoreUnreachable as error:
-        result.update(
-            restorable=None,
-            new_history_pending=bool(pending),
-            reason=f"not checked: the store does not answer ({error})",
-            failures=published.get("failures", 0),
-        )
-        state.publish(result)
+        not_checked(f"the store does not answer ({error})")
         return
     result["restores_to_txid"] = reaches
     ok = reaches is not None and reaches >= replicated
