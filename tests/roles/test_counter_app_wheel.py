@@ -78,6 +78,17 @@ def test_a_cached_wheel_is_kept(source: Path, tmp_path: Path) -> None:
     assert (dest / "counter_app-0.1-py3-none-any.whl").read_text() == "cached"
 
 
+def test_two_wheels_in_one_key_are_refused(source: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "app-key"
+    dest.mkdir()
+    for version in ("0.1", "0.2"):
+        (dest / f"counter_app-{version}-py3-none-any.whl").write_text("cached")
+    result = run_module(args_for(source, dest))
+    assert result.get("failed") is True
+    assert "Expected one counter_app wheel" in result["msg"], result
+    assert "remove that directory" in result["msg"]
+
+
 def test_check_mode_reports_the_build_and_builds_nothing(source: Path, tmp_path: Path) -> None:
     dest = tmp_path / "cache" / "app-key"
     result = run_module(args_for(source, dest), check_mode=True)

@@ -62,7 +62,7 @@ EXAMPLES = r"""
   counter_app_wheel:
     source: "{{ counter_app_source }}"
     files: "{{ query('counter_app_source', counter_app_source, want='files') }}"
-    dest: "{{ __counter_controller_app_dir }}"
+    dest: "{{ counter_controller_cache_dir }}/app-{{ lookup('counter_app_source', counter_app_source) }}"
   delegate_to: localhost
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
@@ -134,6 +134,12 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    found = sorted(glob.glob(os.path.join(p["dest"], WHEEL_GLOB)))
+    if len(found) > 1:
+        module.fail_json(
+            msg=f"Expected one counter_app wheel in {p['dest']}, found {found} "
+            "(one directory per source key): remove that directory to rebuild it."
+        )
     wheel = cached_wheel(p["dest"])
     if wheel:
         module.exit_json(changed=False, built=False, wheel=wheel)
