@@ -62,7 +62,7 @@ EXAMPLES = r"""
   counter_app_wheel:
     source: "{{ counter_app_source }}"
     files: "{{ query('counter_app_source', counter_app_source, want='files') }}"
-    dest: "{{ counter_controller_cache_dir }}/app-{{ lookup('counter_app_source', counter_app_source) }}"
+    dest: "{{ cache_dir }}/app-{{ lookup('counter_app_source', counter_app_source) }}"
   delegate_to: localhost
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"

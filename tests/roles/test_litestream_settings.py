@@ -1,0 +1,236 @@
+"""The litestream_settings_problems and litestream_replica_problems filters:
+one sentence per wrong setting, never a secret."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_plugin import ROLES, load
+
+ROLE = ROLES / "litestream"
+settings = load(ROLE / "filter_plugins" / "litestream_settings.py")
+DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+FACTS = {"service_mgr": "systemd", "architecture": "x86_64"}
+PINS = {
+    "arch": "x86_64",
+    "release_arch": "x86_64",
+    "binary": "a" * 64,
+    "pypi": "b" * 64,
+    "release": "c" * 64,
+}
+HOST_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY="
+SFTP = {
+    "type": "sftp",
+    "host": "storage:22",
+    "user": "litestream-web1",
+    "host-key": HOST_KEY,
+    "path": "db",
+}
+
+
+def problems(
+    facts: dict = FACTS, pins: dict = PINS, calendar_error: str | None = None, **changed
+) -> list[str]:
+    values = {**DEFAULTS, "litestream_db_path": "/var/lib/counter/counter.db", **changed}
+    return settings.litestream_settings_problems(
+        values, facts=facts, host="web1", pins=pins, calendar_error=calendar_error
+    )
+
+
+def replica_problems(replica: object, ca: str = "") -> list[str]:
+    return settings.litestream_replica_problems(
+        {"litestream_replica": replica, "litestream_ca_certificate": ca}, host="web1"
+    )
+
+
+def test_the_defaults_pass() -> None:
+    assert problems() == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "says"),
+    [
+        (
+            {"litestream_db_path": "counter.db"},
+            'litestream_db_path must be an absolute file path, got "counter.db".',
+        ),
+        ({"litestream_restart_sec": 0}, "litestream_restart_sec must be 0.1-60 seconds (got 0)"),
+        ({"litestream_restart_max_sec": 601}, "litestream_restart_max_sec 1-600 (got 601)"),
+        (
+            {"litestream_monitor_interval": "20ms"},
+            "litestream_monitor_interval must be a duration in ms or s from 50ms to 10s, e.g. 250ms"
+            ' (got "20ms")',
+        ),
+        ({"litestream_monitor_interval": "1m"}, 'e.g. 250ms (got "1m")'),
+        (
+            {"litestream_replica_check_interval_sec": 2},
+            "litestream_replica_check_interval_sec must be a number of seconds from 5 to 3600 (got"
+            " 2)",
+        ),
+        (
+            {"litestream_restore_drill_timeout": 5},
+            "litestream_restore_drill_timeout 30 to 86400 (got 5)",
+        ),
+        (
+            {"litestream_restore_drill_probe": "DELETE FROM visits"},
+            'litestream_restore_drill_probe "" or one SELECT (got "DELETE FROM visits")',
+        ),
+        (
+            {"litestream_restore_drill_heartbeat_url": "ftp://x"},
+            'or an http(s) URL (got "ftp://x")',
+        ),
+        (
+            {"litestream_metrics_addr": "0.0.0.0:9090"},
+            'litestream_metrics_addr must be "" (off) or HOST:PORT (got "0.0.0.0:9090"), on'
+            " loopback",
+        ),
+        ({"litestream_metrics_addr": "127.0.0.1:99999"}, 'HOST:PORT (got "127.0.0.1:99999")'),
+        (
+            {"litestream_heartbeat_interval": "30s"},
+            'litestream_heartbeat_interval a duration in s, m or h of at least 1m (got "30s")',
+        ),
+        (
+            {"litestream_heartbeat_url": "http://a b"},
+            'litestream_heartbeat_url must be "" or an http(s) URL without spaces (got "http://a'
+            ' b")',
+        ),
+        (
+            {"litestream_snapshot_interval": "1d"},
+            "litestream_snapshot_interval must be a Go duration greater than 0 such as 30s, 10m,"
+            ' 24h or 1h30m (units h, m, s, ms; no days), got "1d". Litestream would not start with'
+            " it.",
+        ),
+        ({"litestream_validation_interval": "soon"}, 'got "soon"; empty turns validation off.'),
+        (
+            {"litestream_snapshot_interval": "30s"},
+            "litestream_snapshot_interval must be at least 1m (got 30s)",
+        ),
+        (
+            {"litestream_snapshot_interval": "2h", "litestream_snapshot_retention": "1h"},
+            "litestream_snapshot_retention (1h) is shorter than litestream_snapshot_interval (2h)",
+        ),
+        (
+            {"litestream_l0_retention": "1m", "litestream_l0_retention_check_interval": "1h30m"},
+            "litestream_l0_retention_check_interval (1h30m) is longer than litestream_l0_retention"
+            " (1m)",
+        ),
+        (
+            {"litestream_validation_interval": "30s"},
+            "litestream_validation_interval must be empty (off) or at least 1m (got 30s)",
+        ),
+    ],
+)
+def test_each_wrong_setting_is_named_with_what_it_got(changed: dict, says: str) -> None:
+    found = problems(**changed)
+    assert len(found) == 1, found
+    assert says in found[0], found
+
+
+def test_exposing_the_metrics_listener_is_allowed_when_asked() -> None:
+    assert problems(litestream_metrics_addr="0.0.0.0:9090", litestream_metrics_expose=True) == []
+    assert problems(litestream_metrics_addr="[::1]:9090") == []
+
+
+def test_the_host_and_the_pins_are_checked() -> None:
+    found = problems(facts={"service_mgr": "sysvinit", "architecture": "sparc"}, pins={"arch": ""})
+    assert found[0] == "web1 runs sysvinit, not systemd: this role manages systemd units."
+    assert found[1].startswith("No pinned sha256 of the Litestream ")
+    assert "for architecture sparc" in found[1]
+    assert 'litestream_binary_sha256["' in found[1] and "].ARCH" in found[1]
+
+
+def test_a_schedule_systemd_refuses_is_named_with_what_it_said() -> None:
+    found = problems(
+        litestream_restore_drill_schedule="nightly", calendar_error="Failed to parse\n"
+    )
+    assert found == [
+        "litestream_restore_drill_schedule must be a systemd OnCalendar= expression such as daily"
+        " or"
+        ' "*-*-* 03:00:00" (got "nightly"): Failed to parse'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("", 0), ("30s", 30), ("1h30m", 5400), ("250ms", 0.25), ("1d", -1), ("10", -1), ("h", -1)],
+)
+def test_go_durations(value: str, seconds: float) -> None:
+    assert settings.go_duration_seconds(value) == seconds
+
+
+def test_a_good_sftp_replica_passes() -> None:
+    assert replica_problems(SFTP) == []
+
+
+@pytest.mark.parametrize(
+    ("replica", "says"),
+    [
+        (
+            {"type": "nfs", "path": "db"},
+            "litestream_replica must be one replica in Litestream's configuration shape, with a"
+            " type (sftp, s3 or file) and a path, e.g. {type: s3, bucket: my-bucket, path: web1/db}"
+            ' (got type="nfs", path="db").',
+        ),
+        ("sftp", '(got type="", path="")'),
+        (dict(SFTP, host="storage"), 'got host="storage", user="litestream-web1"'),
+        (
+            dict(SFTP, **{"host-key": "AAAA"}),
+            'The sftp replica needs host ("name:port", as Litestream dials it), user, and the'
+            " server's host key to pin",
+        ),
+        (
+            {"type": "s3", "bucket": "B", "path": "db"},
+            'The s3 replica needs a valid bucket (got "B")',
+        ),
+        (
+            {"type": "s3", "bucket": "backups", "path": "db", "endpoint": "storage:9000"},
+            'or none for AWS (got "storage:9000")',
+        ),
+        (
+            {"type": "file", "path": "replica"},
+            'The file replica\'s path must be an absolute directory (got "replica").',
+        ),
+    ],
+)
+def test_each_wrong_replica_setting_is_named(replica: object, says: str) -> None:
+    found = replica_problems(replica)
+    assert len(found) == 1, found
+    assert says in found[0], found
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"access-key-id": "AKIA0123456789", "secret-access-key": "short"},
+        {"access-key-id": "AKIA0123456789"},
+        {"access-key-id": "a key", "secret-access-key": "s3cr3t/s3cr3t+s3cr3t="},
+    ],
+)
+def test_wrong_s3_keys_are_refused_without_quoting_them(keys: dict) -> None:
+    found = replica_problems({"type": "s3", "bucket": "backups", "path": "db", **keys})
+    assert len(found) == 1 and "Keys not shown here." in found[0]
+    for secret in keys.values():
+        assert secret not in found[0]
+
+
+def test_good_s3_keys_pass() -> None:
+    replica = {
+        "type": "s3",
+        "bucket": "backups",
+        "path": "db",
+        "endpoint": "https://storage:8333",
+        "access-key-id": "AKIA0123456789",
+        "secret-access-key": "s3cr3t/s3cr3t+s3cr3t=",
+    }
+    assert replica_problems(replica) == []
+
+
+def test_the_ca_certificate_must_be_pem() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    assert replica_problems(SFTP, ca=pem) == []
+    found = replica_problems(SFTP, ca="not a certificate")
+    assert found == [
+        "litestream_ca_certificate must be a CA certificate in PEM (-----BEGIN CERTIFICATE----- ..."
+        ' -----END CERTIFICATE-----) or empty (got "not a certificate").'
+    ]
