@@ -180,9 +180,11 @@ def run_site(
     limit: str | None = None,
     playbook: str = "site.yml",
     tags: str | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
     """Run site.yml (or another of the project's playbooks) as a user would;
-    tags limit it to one role's part, as `--tags` does for a user."""
+    tags limit it to one role's part, as `--tags` does for a user; options
+    are more of ansible-playbook's (e.g. --check, --diff)."""
     env = dict(ansible_env(), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return subprocess.run(
         [
@@ -194,6 +196,7 @@ def run_site(
             json.dumps(extra_vars),
             *(["--limit", limit] if limit else []),
             *(["--tags", tags] if tags else []),
+            *options,
         ],
         capture_output=True,
         text=True,

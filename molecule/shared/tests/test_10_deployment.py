@@ -23,7 +23,7 @@ from deployment import (
     STORE,
     USER,
 )
-from hosts import app_name, http_get, main_pid, unit_prop
+from hosts import app_name, http_get, main_pid, recap_changed, run_site, unit_prop
 from stores import sftp_account, sftp_upload_path
 
 UNITS = (LITESTREAM_UNIT, APP_UNIT)
@@ -297,3 +297,33 @@ def test_app_hosts_trust_the_s3_stores_ca(apps):
         assert ca.exists and (ca.user, ca.mode) == ("root", 0o644)
         assert ca.content_string.strip() in bundle
         assert "skip-verify" not in host.file(CONFIG).content_string
+
+
+def test_a_file_changed_by_hand_is_shown_by_check_and_put_back_by_a_deploy(app, storage):
+    """Ansible's own idempotence, no record of earlier deploys: the next run
+    finds the hand-made change, --check --diff shows it and leaves it, a real
+    run puts the file back and restarts the unit on it."""
+    dropin = f"/etc/systemd/system/{APP_UNIT}.d/hardening.conf"
+    original = app.file(dropin).content_string
+    assert "ProtectSystem=strict" in original
+    app.check_output("sed -i 's/^ProtectSystem=strict$/ProtectSystem=full/' %s", dropin)
+    limit = f"{app_name(app)},{app_name(storage)}"
+    try:
+        check = run_site({}, limit=limit, options=("--check", "--diff"))
+        said = check.stdout + check.stderr
+        assert check.returncode == 0, said[-3000:]
+        assert recap_changed(check.stdout)[app_name(app)] >= 1, said[-3000:]
+        assert "-ProtectSystem=full" in said and "+ProtectSystem=strict" in said, said[-3000:]
+        assert "ProtectSystem=full" in app.file(dropin).content_string  # --check changed nothing
+
+        deploy = run_site({}, limit=limit)
+        said = deploy.stdout + deploy.stderr
+        assert deploy.returncode == 0, said[-3000:]
+        assert recap_changed(deploy.stdout)[app_name(app)] >= 1, said[-3000:]
+    finally:
+        if app.file(dropin).content_string != original:
+            app.check_output("sed -i 's/^ProtectSystem=full$/ProtectSystem=strict/' %s", dropin)
+            app.check_output("systemctl daemon-reload && systemctl restart %s", APP_UNIT)
+    assert app.file(dropin).content_string == original
+    assert unit_prop(app, APP_UNIT, "ProtectSystem") == "strict"
+    assert http_get(app, f"http://127.0.0.1:{SETTINGS['counter_port']}/")["status"] == 200
