@@ -133,6 +133,7 @@ drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	$(BIN)/python scripts/ci/drill-report.py docs/drills.json docs/drills.md
 	@cat docs/drills.md
 	$(MAKE) demo
+	scripts/lab/stock-strategy-deploy.sh -e lab_replica=$(REPLICA)
 	scripts/lab/stop-drill.sh
 	scripts/lab/alert-drill.sh
 	$(BIN)/python scripts/lab/switch-drill.py
