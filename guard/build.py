@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Build litestream-guard as ONE file for the hosts: a zipapp of
-src/litestream_guard run by the host's /usr/bin/python3.
+src/litestream_guard and of the control-socket client it shares with the app
+(app/src/litestream_control), run by the host's /usr/bin/python3.
 
 Deterministic: the same sources give the same bytes (files in sorted order,
 a fixed timestamp and mode, stored uncompressed so no zlib version changes
@@ -23,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "src" / "litestream_guard"
+# Packages of this repository the guard imports, put beside it in the file.
+SHARED = (Path(__file__).resolve().parents[1] / "app" / "src" / "litestream_control",)
 SHEBANG = b"#!/usr/bin/python3\n"
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 MAIN = b"from litestream_guard.cli import run\n\nrun()\n"
@@ -41,14 +44,15 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def build(root: Path = SOURCE) -> bytes:
+def build(root: Path = SOURCE, shared: tuple[Path, ...] = SHARED) -> bytes:
     """The zipapp's bytes: shebang, then the archive."""
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr(_entry("__main__.py"), MAIN)
-        for path in sources(root):
-            name = f"{root.name}/{path.relative_to(root).as_posix()}"
-            zf.writestr(_entry(name), path.read_bytes())
+        for package in (root, *shared):
+            for path in sources(package):
+                name = f"{package.name}/{path.relative_to(package).as_posix()}"
+                zf.writestr(_entry(name), path.read_bytes())
     return SHEBANG + archive.getvalue()
 
 

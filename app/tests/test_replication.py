@@ -1,19 +1,16 @@
-"""Readiness follows replication: the lag tracker and the control-socket client."""
+"""Readiness follows replication: the lag tracker."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler
-from typing import ClassVar
 
 import pytest
 from webtest_call import call_app
 
 from counter_app import VisitStore, create_app
-from counter_app.replication import ReplicationMonitor, socket_position
+from counter_app.replication import ReplicationMonitor
 
 
 class Clock:
@@ -118,51 +115,6 @@ def test_healthz_says_why_and_livez_stays_green(tmp_path, world):
     assert call_app(app, "GET", "/livez")[::2] == (200, "ok\n")
     assert store.count() == 0, "health checks never count"
     store.close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    answers: ClassVar[list] = []
-    seen: ClassVar[list] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append((self.path, body))
-        status, payload = self.answers.pop(0)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
-def test_socket_position_speaks_litestreams_control_socket(tmp_path):
-    path = str(tmp_path / "litestream.sock")
-    server = _UnixHTTPServer(path, _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        _Handler.answers = [
-            (200, {"status": "no_change", "path": "/db", "txid": 7, "replicated_txid": 5}),
-            (409, {"error": "database not open"}),
-        ]
-        assert socket_position(path, "/db") == (7, 5)
-        with pytest.raises(OSError, match="409"):
-            socket_position(path, "/db", wait=True, timeout=3)
-        assert _Handler.seen == [
-            ("/sync", {"path": "/db"}),
-            ("/sync", {"path": "/db", "wait": True, "timeout": 3}),
-        ]
-    finally:
-        server.shutdown()
-        server.server_close()
-    with pytest.raises(OSError):
-        socket_position(path, "/db")
 
 
 def test_asks_for_an_upload_at_once_when_writes_wait(world):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from litestream_guard import control, systemd
+import litestream_control
+from litestream_guard import systemd
 from litestream_guard.errors import Refused
 from litestream_guard.host import Host
 from litestream_guard.lifecycle import start
@@ -204,7 +205,7 @@ def refused(world: World) -> Refused:
 def answer_sync(monkeypatch, answer: dict) -> dict:
     """Litestream's /sync answer on the control socket (the dict may be
     changed later by the test)."""
-    monkeypatch.setattr(control.Control, "request", lambda *a, **k: dict(answer))
+    monkeypatch.setattr(litestream_control.Control, "request", lambda *a, **k: dict(answer))
     return answer
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 BUILD = Path(__file__).resolve().parents[1] / "build.py"
@@ -62,3 +63,17 @@ def test_the_built_file_runs_with_the_system_python(tmp_path):
     assert "restore-from-replica" in out.stdout and "adopt-local" in out.stdout
     out = subprocess.run([*argv, "nonsense"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_the_file_carries_the_control_socket_client_it_shares_with_the_app(tmp_path):
+    (shared,) = builder.SHARED
+    assert shared.name == "litestream_control" and (shared / "__init__.py").is_file()
+    output = tmp_path / "litestream-guard"
+    build(output)
+    names = zipfile.ZipFile(output).namelist()
+    assert "litestream_control/__init__.py" in names
+    copy = tmp_path / "litestream_control"
+    shutil.copytree(shared, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = builder.build(shared=(copy,))
+    (copy / "__init__.py").write_text((copy / "__init__.py").read_text() + "\n# changed\n")
+    assert builder.build(shared=(copy,)) != before

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import DESTINATION, OTHER, answer_sync, asides, refused
+from litestream_control import Control
 from litestream_guard import lifecycle
-from litestream_guard.control import Control
 from litestream_guard.errors import EXIT_REFUSED, EXIT_RETRY, Refused
 from litestream_guard.lifecycle import start
 from litestream_guard.litestream import Litestream

@@ -12,9 +12,10 @@ import waitress
 from prometheus_client import CollectorRegistry
 
 from counter_app.metrics import RequestMetrics, StateCollector, serve
-from counter_app.replication import ReplicationMonitor, socket_position
+from counter_app.replication import ReplicationMonitor
 from counter_app.store import VisitStore
 from counter_app.web import create_app
+from litestream_control import Control
 
 log = logging.getLogger("counter_app")
 
@@ -148,10 +149,10 @@ def main() -> int:
     )
     replication = None
     if config.litestream_socket:
-        db = os.path.abspath(config.db)
+        control = Control(config.litestream_socket, os.path.abspath(config.db))
         replication = ReplicationMonitor(
-            query=lambda: socket_position(config.litestream_socket, db),
-            push=lambda: socket_position(config.litestream_socket, db, wait=True, timeout=10),
+            query=lambda: control.sync_position(timeout=2),
+            push=lambda: control.sync_position(wait=10, timeout=13),
             max_lag=config.max_replica_lag,
             replica_check=config.replica_check_result,
         )

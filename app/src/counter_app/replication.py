@@ -15,19 +15,17 @@ its snapshot (or its last word is too old). Liveness does not ask this.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-log = logging.getLogger("counter_app.replication")
+from litestream_control import ERRORS, Position
 
-Position = tuple[int, int]  # (local txid, replicated txid)
+log = logging.getLogger("counter_app.replication")
 
 
 @dataclass(frozen=True)
@@ -78,48 +76,6 @@ def replica_check_verdict(data: dict | None, now: float) -> Verdict | None:
             False, f"replica check stale: last at {data.get('checked_at')}, good for {valid} s"
         )
     return Verdict(True, "ok")
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("litestream", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-def socket_position(
-    socket_path: str, db_path: str, wait: bool = False, timeout: float = 2.0
-) -> Position:
-    """Ask Litestream's control socket where the database and its replica stand.
-
-    With ``wait``, Litestream uploads what is pending right away (and answers
-    once the replica has it): after a store outage this cuts its retry
-    back-off, which grows to minutes, short.
-    """
-    conn = _UnixHTTPConnection(socket_path, timeout + 3 if wait else timeout)
-    try:
-        body = {"path": db_path}
-        if wait:
-            body.update(wait=True, timeout=max(1, int(timeout)))
-        conn.request(
-            "POST",
-            "/sync",
-            body=json.dumps(body),
-            headers={"Content-Type": "application/json"},
-        )
-        response = conn.getresponse()
-        data = json.loads(response.read() or b"{}")
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise OSError(f"Litestream answered {response.status}: {data.get('error', data)}")
-    replicated = data.get("replicated_txid", data.get("replica_txid", 0))
-    return int(data["txid"]), int(replicated)
 
 
 class ReplicationMonitor:
@@ -173,7 +129,7 @@ class ReplicationMonitor:
         now = self._clock()
         try:
             local, replicated = self._query()
-        except (OSError, ValueError, KeyError) as error:
+        except ERRORS as error:
             with self._lock:
                 self._last_error = str(error) or type(error).__name__
             return
@@ -262,5 +218,5 @@ class ReplicationMonitor:
         with self._pushing:
             try:
                 self._push()
-            except (OSError, ValueError, KeyError) as error:
+            except ERRORS as error:
                 log.info("replica still behind: %s", error)

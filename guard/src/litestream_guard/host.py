@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 
-from .control import Control
+from litestream_control import Control
+
 from .errors import EXIT_OK, Refused
 from .litestream import Litestream
 from .settings import Settings
