@@ -53,6 +53,13 @@ restore)
         for last; do :; done
         out=$last
         case "$*" in *" -o "*) out=$(echo "$*" | sed 's/.* -o \([^ ]*\) .*/\1/');; esac
+        # From a stage (staging.py): what it holds, relative; a damaged file.
+        case "$last" in file://*)
+            (cd "${last#file://}" && find . -type f | sort) > "$here/staged"
+            if [ -e "$here/stage_damaged" ]; then
+                echo x > "$out.tmp"; echo "Error: ltx checksum mismatch" >&2; exit 1
+            fi;;
+        esac
         if [ -e "$here/restore_source" ]; then cp "$here/restore_source" "$out"
         else echo restored > "$out"; fi
         # 0.5.17 logs the integrity check on stdout, before the JSON.

@@ -11,6 +11,7 @@ from litestream_control import Control
 from .errors import EXIT_OK, Refused
 from .litestream import Litestream
 from .settings import Settings
+from .staging import Stager
 from .state import State
 
 
@@ -19,6 +20,7 @@ class Host:
         self.settings = settings
         self.db = settings.db
         self.litestream = Litestream(settings)
+        self.litestream.stager = Stager.of(settings)
         self.control = Control(settings.socket, str(settings.db))
         self.state = State(settings)
 

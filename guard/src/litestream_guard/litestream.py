@@ -70,6 +70,9 @@ class Litestream:
         # Another destination to restore from (restore-plan, -copy, -to with
         # --source-config): its Litestream configuration and environment file.
         self.source: tuple[str, str] | None = None
+        # Fetches a plan's files itself, then restores locally (staging.py);
+        # None: every restore is Litestream's own from the store.
+        self.stager = None
 
     def env(self, source: bool = False) -> dict[str, str]:
         env = dict(os.environ)
@@ -153,7 +156,15 @@ class Litestream:
         if out.returncode != 0:
             raise Refused(f"litestream reset failed: {said(out)}")
 
-    def restore(
+    def restore(self, *, dry_run: bool = False, source: bool = False, **kwargs):
+        """`restore_from_store`'s answer; the plan's files fetched by the
+        stager first when there is one (not for a dry run, nor for another
+        destination, whose store the guard knows only as Litestream's YAML)."""
+        if self.stager is None or dry_run or (source and self.source):
+            return self.restore_from_store(dry_run=dry_run, source=source, **kwargs)
+        return self.stager.restore(self, **kwargs)
+
+    def restore_from_store(
         self,
         *,
         timeout: float,
@@ -165,7 +176,7 @@ class Litestream:
         if_db_not_exists: bool = False,
         source: bool = False,
     ) -> subprocess.CompletedProcess:
-        """`litestream restore` of the database's replica (or, with `source`,
+        """Litestream's own `litestream restore` of the database's replica (or, with `source`,
         of the destination named by --source-config): into `output` (the
         database itself when None), up to the `target` flags (-txid or
         -timestamp; the newest state when none). subprocess.TimeoutExpired

@@ -1,21 +1,55 @@
-"""The replica's store, for the one thing Litestream has no command for:
+"""The replica's store, for the two things Litestream has no command for:
 moving a path's LTX files aside when a new history must begin there (a
-foreign or unrestorable history). Nothing is ever deleted that was not
-copied."""
+foreign or unrestorable history; nothing is ever deleted that was not
+copied), and fetching the files of a restore plan several at once
+(staging.py: Litestream 0.5 reads them one small request after another)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EXIT_USAGE, Refused, StoreUnreachable
 from .litestream import said
 from .sigv4 import signed
+
+
+class FileGone(StoreUnreachable):
+    """A file the plan names is no longer in the store (compaction removed
+    it meanwhile): plan again."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One file of a restore plan: where Litestream keeps it (level, name),
+    its size, and the local path it is fetched to."""
+
+    level: int
+    name: str
+    size: int
+    dest: Path
+
+
+def balanced(wanted: list[Wanted], parts: int) -> list[list[Wanted]]:
+    """The files in at most `parts` groups of about the same bytes (the
+    largest first, each to the lightest group); no empty group."""
+    groups: list[list[Wanted]] = [[] for _ in range(max(1, min(parts, len(wanted))))]
+    loads = [0] * len(groups)
+    for item in sorted(wanted, key=lambda w: (-w.size, w.level, w.name)):
+        i = loads.index(min(loads))
+        groups[i].append(item)
+        loads[i] += item.size
+    return [g for g in groups if g]
 
 
 class Store:
@@ -43,6 +77,11 @@ class Store:
     def move_aside(self, stamp: str) -> str:
         raise NotImplementedError
 
+    def fetch(self, wanted: list[Wanted], deadline: float, workers: int = 4) -> None:
+        """Each file to its `dest`, complete (its size checked), or an
+        exception: StoreUnreachable (FileGone for a file no longer there)."""
+        raise NotImplementedError
+
 
 class FileStore(Store):
     def move_aside(self, stamp: str) -> str:
@@ -56,55 +95,108 @@ class FileStore(Store):
 
 class SftpStore(Store):
     """OpenSSH's sftp in batch mode, with the replica's own key and its
-    pinned host key: one rename of `<path>/ltx` (atomic on the server)."""
+    pinned host key: one rename of `<path>/ltx` (atomic on the server), and
+    `get`s in a few sessions at once (each one pipelines its reads)."""
 
-    def move_aside(self, stamp: str) -> str:
+    def remote(self, relative: str) -> str:
+        """A path under the replica's path, as the server names it."""
+        absolute = str(self.replica.get("path", "")).startswith("/")
+        return ("/" if absolute else "") + f"{self.path}/{relative}".lstrip("/")
+
+    def start(self, batch: str, known_hosts: str, log) -> subprocess.Popen:
+        """sftp running the batch; what it says goes to `log`, a file (a
+        pipe left unread could fill and stop it while others are waited for)."""
         host, _, port = str(self.replica["host"]).partition(":")
-        aside = f"{self.path}/aside-{stamp}"
-        if str(self.replica.get("path", "")).startswith("/"):
-            aside = "/" + aside
-        source = aside.rsplit("/aside-", 1)[0] + "/ltx"
-        port = port or "22"
-        # OpenSSH names a host on port 22 without brackets; and it must be
-        # told to ask for the pinned key's type (it prefers Ed25519).
-        name = host if port == "22" else f"[{host}]:{port}"
         key_type = str(self.replica["host-key"]).split()[0]
         if key_type == "ssh-rsa":  # SHA-1 signatures are refused by OpenSSH >= 8.8
             key_type = "rsa-sha2-512,rsa-sha2-256"
+        args = [
+            "sftp",
+            "-b",
+            "-",
+            "-q",
+            "-P",
+            port or "22",
+            "-o",
+            f"HostKeyAlgorithms={key_type}",
+            "-i",
+            self.replica["key-path"],
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={int(self.timeout)}",
+            f"{self.replica['user']}@{host}",
+        ]
+        process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        process.stdin.write(batch)
+        process.stdin.close()
+        return process
+
+    @contextlib.contextmanager
+    def known_hosts(self):
+        """A known-hosts file naming only the pinned key."""
+        host, _, port = str(self.replica["host"]).partition(":")
+        # OpenSSH names a host on port 22 without brackets.
+        name = host if port in ("", "22") else f"[{host}]:{port}"
         with tempfile.NamedTemporaryFile("w", suffix=".known_hosts") as known:
             known.write(f"{name} {self.replica['host-key']}\n")
             known.flush()
-            batch = f"mkdir {aside}\nrename {source} {aside}/ltx\n"
-            args = [
-                "sftp",
-                "-b",
-                "-",
-                "-q",
-                "-P",
-                port,
-                "-o",
-                f"HostKeyAlgorithms={key_type}",
-                "-i",
-                self.replica["key-path"],
-                "-o",
-                f"UserKnownHostsFile={known.name}",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                f"ConnectTimeout={int(self.timeout)}",
-                f"{self.replica['user']}@{host}",
-            ]
+            yield known.name
+
+    def run(self, batches: list[str], deadline: float) -> list[subprocess.CompletedProcess]:
+        """The batches in sessions at once; each one's outcome."""
+        with self.known_hosts() as known, contextlib.ExitStack() as files:
+            logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in batches]
+            running = [self.start(b, known, log) for b, log in zip(batches, logs, strict=True)]
+            done = []
             try:
-                out = subprocess.run(
-                    args, input=batch, capture_output=True, text=True, timeout=self.timeout * 6
-                )
-            except subprocess.TimeoutExpired:
-                raise StoreUnreachable(f"sftp did not finish within {self.timeout * 6} s") from None
+                for process, log in zip(running, logs, strict=True):
+                    left = max(1.0, deadline - time.monotonic())
+                    try:
+                        process.wait(timeout=left)
+                    except subprocess.TimeoutExpired:
+                        raise StoreUnreachable("sftp did not finish in the time left") from None
+                    log.seek(0)
+                    done.append(
+                        subprocess.CompletedProcess(
+                            process.args, process.returncode, "", log.read()
+                        )
+                    )
+            finally:
+                for process in running:
+                    if process.poll() is None:
+                        process.kill()
+                        process.wait()
+        return done
+
+    def move_aside(self, stamp: str) -> str:
+        aside = self.remote(f"aside-{stamp}")
+        source = self.remote("ltx")
+        batch = f"mkdir {aside}\nrename {source} {aside}/ltx\n"
+        (out,) = self.run([batch], time.monotonic() + self.timeout * 6)
         if out.returncode != 0:
             raise StoreUnreachable(f"sftp could not move {source} aside: {said(out)}")
         return aside
+
+    def fetch(self, wanted: list[Wanted], deadline: float, workers: int = 4) -> None:
+        groups = balanced(wanted, workers)
+        batches = [
+            "".join(f'get "{self.remote(f"ltx/{w.level}/{w.name}")}" "{w.dest}"\n' for w in group)
+            for group in groups
+        ]
+        for out in self.run(batches, deadline):
+            if out.returncode != 0:
+                text = said(out)
+                if "not found" in text or "No such file" in text:
+                    raise FileGone(f"a file of the plan is gone from the store: {text}")
+                raise StoreUnreachable(f"sftp could not fetch the plan's files: {text}")
+        check_sizes(wanted)
 
 
 class S3Store(Store):
@@ -170,6 +262,58 @@ class S3Store(Store):
                 raise StoreUnreachable(f"S3 copy of {key} did not complete: {answer[:300]!r}")
             self.request("DELETE", key, {})
         return aside
+
+    # Ranged GETs of at most this many bytes, several at once.
+    CHUNK = 8 << 20
+
+    def key_of(self, level: int, name: str) -> str:
+        return f"{str(self.replica.get('path', '')).rstrip('/')}/{level:04x}/{name}"
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of an object."""
+        try:
+            data = self.request("GET", key, {}, {"range": f"bytes={start}-{end}"})
+        except StoreUnreachable as error:
+            if "HTTP 404" in str(error):
+                raise FileGone(f"{key} is gone from the store") from None
+            raise
+        if len(data) != end - start + 1:
+            raise StoreUnreachable(f"S3 GET {key}: {len(data)} bytes for the range {start}-{end}")
+        return data
+
+    def fetch(self, wanted: list[Wanted], deadline: float, workers: int = 8) -> None:
+        jobs = []
+        for w in wanted:
+            with open(w.dest, "wb") as f:
+                f.truncate(w.size)
+            for start in range(0, w.size, self.CHUNK):
+                jobs.append((w, start, min(w.size, start + self.CHUNK) - 1))
+
+        def one(job: tuple[Wanted, int, int]) -> None:
+            w, start, end = job
+            if time.monotonic() > deadline:
+                raise StoreUnreachable("the fetch did not finish in the time left")
+            data = self.get_range(self.key_of(w.level, w.name), start, end)
+            fd = os.open(w.dest, os.O_WRONLY)
+            try:
+                os.pwrite(fd, data, start)
+            finally:
+                os.close(fd)
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for _ in pool.map(one, jobs):
+                pass
+        check_sizes(wanted)
+
+
+def check_sizes(wanted: list[Wanted]) -> None:
+    """Every file fetched whole: its size is the plan's."""
+    for w in wanted:
+        got = w.dest.stat().st_size if w.dest.exists() else None
+        if got != w.size:
+            raise StoreUnreachable(
+                f"{w.name} (level {w.level}): {got} bytes fetched, {w.size} planned"
+            )
 
 
 def html_unescape(text: str) -> str:

@@ -1,0 +1,244 @@
+"""Restores at the speed of the wire (docs/restore-speed.md).
+
+Litestream 0.5 reads the files of a restore one small request after another:
+on SFTP about three round trips per page. Here, for SFTP and S3 replicas,
+every restore (start-up, point in time, clone, drill) goes in three steps:
+
+1. Litestream's own plan (`restore -dry-run -json`, the same flags): which
+   files, up to which TXID. No plan (no replica, a damaged one, a store that
+   does not answer) is left to Litestream's own restore, which says why in
+   its own words, exactly as before.
+2. Those files fetched several at once (stores.py) into a stage beside the
+   output, laid out as a file replica (`ltx/<level>/<name>`), each one
+   checked whole; a file compaction removed meanwhile means: plan again.
+3. Litestream restores from the stage (`-txid` of the plan, the same
+   integrity check); its LTX checksums check every file. The stage goes
+   whatever happened, and so does `OUT.tmp` after a failed restore.
+
+A fetch that fails (the store away, a session cut) falls back to Litestream's
+own restore from the store, which then fails or succeeds as before; a stage
+that the disk cannot hold is refused before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Refused, StoreUnreachable
+from .litestream import Litestream, json_in
+from .output import say, warn
+from .settings import Settings
+from .stores import FileGone, Store, Wanted
+
+# The stores whose files are fetched by the guard (a file replica is local).
+KINDS = ("sftp", "s3")
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Litestream's restore plan: the TXID it reaches (hex, as Litestream
+    prints it) and its files as (level, name, size), in apply order."""
+
+    max_txid: str
+    files: tuple[tuple[int, str, int], ...]
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, _, size in self.files)
+
+    @classmethod
+    def of(cls, text: str) -> Plan:
+        data = json_in(text)
+        files = tuple((int(f["level"]), str(f["name"]), int(f["size"])) for f in data["files"])
+        for _, name, _ in files:
+            if "/" in name or name.startswith("."):
+                raise ValueError(f"a file of the plan has a strange name: {name!r}")
+        return cls(str(data["max_txid"]), files)
+
+
+def stage_of(output: Path) -> Path:
+    """Where the plan's files are fetched: beside the output (its disk)."""
+    return output.with_name(f".{output.name}.stage")
+
+
+def wanted_in(plan: Plan, stage: Path) -> list[Wanted]:
+    return [
+        Wanted(level, name, size, stage / "ltx" / str(level) / f"{name}.part")
+        for level, name, size in plan.files
+    ]
+
+
+def check_space(plan: Plan, directory: Path) -> None:
+    """The stage and the database must fit: the database is at least as large
+    as the plan's (compressed) files."""
+    free = shutil.disk_usage(directory).free
+    need = 2 * plan.size
+    if free < need:
+        raise Refused(
+            f"Not enough space in {directory} to restore: the plan's {len(plan.files)} files "
+            f"are {plan.size / MIB:.0f} MiB, staged and restored they need at least "
+            f"{need / MIB:.0f} MiB, {free / MIB:.0f} MiB are free. Nothing was fetched; "
+            "free space and try again."
+        )
+
+
+def fetched_bytes(wanted: list[Wanted]) -> int:
+    """Bytes on disk so far (allocated blocks: ranged writes fill a sparse
+    file out of order)."""
+    total = 0
+    for w in wanted:
+        for path in (w.dest, w.dest.with_suffix("")):
+            with contextlib.suppress(FileNotFoundError):
+                total += min(path.stat().st_blocks * 512, w.size)
+                break
+    return total
+
+
+@contextlib.contextmanager
+def progress(wanted: list[Wanted], every: float = 5.0):
+    """Lines for the journal while the files come: bytes of the plan, rate,
+    time left."""
+    total = sum(w.size for w in wanted) or 1
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(every):
+            got = fetched_bytes(wanted)
+            rate = got / max(time.monotonic() - started, 1e-3)
+            left = f", about {(total - got) / rate:.0f} s left" if rate > 0 else ""
+            say(
+                f"restoring: fetched {got / MIB:.0f} / {total / MIB:.0f} MiB of the plan's "
+                f"{len(wanted)} files, {rate / MIB:.1f} MiB/s{left}"
+            )
+
+    thread = threading.Thread(target=report, name="restore-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Stager:
+    """The fetch-then-restore-locally path of one replica (SFTP or S3)."""
+
+    def __init__(self, settings: Settings, workers: int = 4) -> None:
+        self.settings = settings
+        self.workers = workers
+
+    @staticmethod
+    def of(settings: Settings) -> Stager | None:
+        kind = str(settings.replica.get("type", ""))
+        return Stager(settings) if kind in KINDS else None
+
+    def restore(
+        self,
+        litestream: Litestream,
+        *,
+        timeout: float,
+        output: Path | None = None,
+        target: tuple[str, ...] | list[str] = (),
+        integrity_check: str = "",
+        json_output: bool = False,
+        if_db_not_exists: bool = False,
+    ) -> subprocess.CompletedProcess:
+        """What `Litestream.restore` answers, the files fetched by the guard.
+        subprocess.TimeoutExpired past `timeout`, as Litestream's own."""
+        deadline = time.monotonic() + timeout
+        out_path = Path(output) if output is not None else litestream.db
+
+        def own(why: str = "") -> subprocess.CompletedProcess:
+            if why:
+                warn(f"{why}: Litestream restores straight from the store (slower)")
+            return litestream.restore_from_store(
+                timeout=left(deadline),
+                output=output,
+                target=target,
+                integrity_check=integrity_check,
+                json_output=json_output,
+                if_db_not_exists=if_db_not_exists,
+            )
+
+        if (if_db_not_exists and out_path.exists()) or not out_path.parent.is_dir():
+            return own()
+        for _ in range(3):
+            planned = litestream.restore_from_store(
+                dry_run=True, json_output=True, target=target, timeout=left(deadline)
+            )
+            if planned.returncode != 0:
+                return own()
+            try:
+                plan = Plan.of(planned.stdout)
+            except (Refused, ValueError, KeyError) as error:
+                return own(f"Litestream's restore plan could not be read ({error})")
+            if not plan.files:
+                return own()
+            check_space(plan, out_path.parent)
+            stage = stage_of(out_path)
+            try:
+                try:
+                    self.fetch(litestream, plan, stage, deadline)
+                except FileGone as error:
+                    say(f"{error}: planning again")
+                    continue
+                except (StoreUnreachable, OSError) as error:
+                    return own(f"Fetching the plan's files failed ({error})")
+                return self.restore_staged(
+                    litestream, plan, stage, out_path, integrity_check, json_output, deadline
+                )
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+        return own("The store's files kept changing under the plan")
+
+    def fetch(self, litestream: Litestream, plan: Plan, stage: Path, deadline: float) -> None:
+        shutil.rmtree(stage, ignore_errors=True)
+        wanted = wanted_in(plan, stage)
+        for w in wanted:
+            w.dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = Store.of(self.settings.replica, litestream.env(), self.settings.check_timeout)
+        started = time.monotonic()
+        with progress(wanted):
+            store.fetch(wanted, deadline, self.workers)
+        for w in wanted:
+            w.dest.rename(w.dest.with_suffix(""))
+        seconds = time.monotonic() - started
+        say(
+            f"restoring: fetched the plan's {len(wanted)} files, {plan.size / MIB:.1f} MiB, "
+            f"in {seconds:.1f} s"
+        )
+
+    def restore_staged(
+        self,
+        litestream: Litestream,
+        plan: Plan,
+        stage: Path,
+        output: Path,
+        integrity_check: str,
+        json_output: bool,
+        deadline: float,
+    ) -> subprocess.CompletedProcess:
+        args = ["restore", *(["-json"] if json_output else []), "-txid", plan.max_txid]
+        if integrity_check:
+            args += ["-integrity-check", integrity_check]
+        args += ["-o", str(output), f"file://{stage}"]
+        out = None
+        try:
+            out = litestream.run(*args, timeout=left(deadline))
+        finally:
+            if out is None or out.returncode != 0:
+                output.with_name(output.name + ".tmp").unlink(missing_ok=True)
+        return out
+
+
+def left(deadline: float) -> float:
+    """Seconds to the deadline (at least 1)."""
+    return max(1.0, deadline - time.monotonic())

@@ -1,0 +1,244 @@
+"""Restores through a stage (staging.py): Litestream's plan, the plan's files
+fetched by the guard (OpenSSH's sftp stood in for by a script serving a
+directory; S3 by a local HTTP server answering ranged GETs), Litestream's
+restore from the stage, and every way out of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from conftest import executable, refused
+from litestream_guard import staging
+from litestream_guard.errors import Refused
+from litestream_guard.lifecycle import start
+from litestream_guard.staging import Plan, progress, wanted_in
+from litestream_guard.stores import FileGone, S3Store, StoreUnreachable, Wanted, balanced
+
+# OpenSSH's sftp in batch mode, serving $here/store: `get "REMOTE" "LOCAL"`.
+SFTP = r"""#!/bin/sh
+here=$(dirname "$0")
+echo "sftp $*" >> "$here/events"
+if [ -e "$here/store_down" ]; then
+    echo "ssh: connect to host store port 22: Connection refused"; exit 255
+fi
+while read -r cmd remote local; do
+    remote=${remote#\"}; remote=${remote%\"}; local=${local#\"}; local=${local%\"}
+    case $cmd in get)
+        if [ ! -e "$here/store/$remote" ]; then echo "File \"$remote\" not found."; exit 1; fi
+        cp "$here/store/$remote" "$local";;
+    esac
+done
+"""
+
+SNAPSHOT = "0000000000000001-0000000000000005.ltx"
+INCREMENT = "0000000000000006-0000000000000007.ltx"
+
+
+@pytest.fixture
+def remote(world, monkeypatch):
+    """The world's replica on an SFTP store holding a snapshot and one
+    increment, and Litestream's plan of them."""
+    executable(world.bin / "sftp", SFTP)
+    monkeypatch.setenv("PATH", f"{world.bin}:{os.environ['PATH']}")
+    world.settings["replica"] = {
+        "type": "sftp",
+        "host": "store:22",
+        "user": "replica-host",
+        "path": "upload/host",
+        "key-path": "/etc/litestream/sftp_ed25519",
+        "host-key": "ssh-ed25519 AAAAC3Nza",
+    }
+    store = world.bin / "store" / "upload" / "host" / "ltx"
+    contents = {(9, SNAPSHOT): b"s" * 3000, (0, INCREMENT): b"i" * 200}
+    for (level, name), data in contents.items():
+        (store / str(level)).mkdir(parents=True, exist_ok=True)
+        (store / str(level) / name).write_bytes(data)
+    world.plan = {
+        "max_txid": f"{7:016x}",
+        "files": [
+            {"level": level, "name": name, "size": len(data), "min_txid": "", "max_txid": ""}
+            for (level, name), data in contents.items()
+        ],
+    }
+    (world.bin / "plan.json").write_text(json.dumps(world.plan))
+    world.replica(5, 7)
+    world.flag("restorable")
+    world.store = store
+    return world
+
+
+def restores(world) -> list[str]:
+    """Litestream's restores that wrote a database (not the plans)."""
+    return [line for line in world.event_lines() if " restore " in line and "-dry-run" not in line]
+
+
+def test_a_missing_database_is_restored_from_the_fetched_plan(remote, capsys):
+    start(remote.host())
+    assert remote.db.read_text() == "restored\n"
+    (restore,) = restores(remote)
+    stage = remote.db.with_name(".counter.db.stage")
+    assert restore.endswith(
+        f"-txid 0000000000000007 -integrity-check quick -o {remote.db} file://{stage}"
+    )
+    # Litestream found the plan's files, whole and under their own names.
+    assert (remote.bin / "staged").read_text().split() == [
+        f"./ltx/0/{INCREMENT}",
+        f"./ltx/9/{SNAPSHOT}",
+    ]
+    assert not stage.exists(), "the stage is removed"
+    assert remote.record()["how"] == "restored"
+    out = capsys.readouterr().out
+    assert "fetched the plan's 2 files" in out and "Restored" in out
+
+
+def test_a_store_that_cannot_be_fetched_from_falls_back_to_litestreams_own_restore(remote, capsys):
+    remote.flag("store_down")
+    start(remote.host())
+    assert remote.db.read_text() == "restored\n"
+    (restore,) = restores(remote)
+    assert "file://" not in restore and restore.endswith(str(remote.db))
+    assert "Litestream restores straight from the store" in capsys.readouterr().err
+    assert not remote.db.with_name(".counter.db.stage").exists()
+
+
+def test_a_file_fetched_short_is_never_restored_from(remote, capsys):
+    (remote.store / "9" / SNAPSHOT).write_bytes(b"s" * 10)
+    start(remote.host())
+    (restore,) = restores(remote)
+    assert "file://" not in restore, "Litestream's own restore, not the short file"
+    assert "10 bytes fetched, 3000 planned" in capsys.readouterr().err
+
+
+def test_a_file_gone_from_the_store_means_planning_again(remote, capsys):
+    (remote.store / "0" / INCREMENT).unlink()
+    start(remote.host())
+    plans = [line for line in remote.event_lines() if "-dry-run" in line]
+    assert len(plans) == 3, "planned again, three times at most"
+    (restore,) = restores(remote)
+    assert "file://" not in restore
+    captured = capsys.readouterr()
+    assert "planning again" in captured.out and "kept changing" in captured.err
+
+
+def test_a_damaged_staged_file_refuses_the_restore_and_leaves_nothing(remote):
+    remote.flag("stage_damaged")
+    error = refused(remote)
+    assert "checksum mismatch" in str(error) and "not starting on an empty database" in str(error)
+    assert len(restores(remote)) == 1, "no second try from the store: the replica is damaged"
+    leftovers = sorted(p.name for p in remote.db.parent.iterdir() if "counter.db" in p.name)
+    assert leftovers == [], leftovers
+
+
+def test_a_stage_the_disk_cannot_hold_is_refused_before_any_fetch(remote, monkeypatch):
+    monkeypatch.setattr(staging.shutil, "disk_usage", lambda path: type("U", (), {"free": 4000})())
+    error = refused(remote)
+    assert "Not enough space" in str(error) and "Nothing was fetched" in str(error)
+    assert not any(line.startswith("sftp") for line in remote.event_lines())
+    assert not remote.db.exists()
+
+
+def test_no_plan_is_left_to_litestream_which_says_why(remote):
+    (remote.bin / "plan.json").unlink()
+    remote.flag("restorable", False)
+    error = refused(remote)
+    assert "no restorable backup" in str(error)
+    assert not any(line.startswith("sftp") for line in remote.event_lines())
+
+
+def test_a_plan_with_a_strange_file_name_is_not_fetched():
+    text = json.dumps({"max_txid": "07", "files": [{"level": 0, "name": "../x", "size": 1}]})
+    with pytest.raises(ValueError, match="strange name"):
+        Plan.of(text)
+
+
+def test_files_are_shared_out_by_size(tmp_path):
+    sizes = [100, 90, 10, 10, 5]
+    wanted = [Wanted(0, f"f{i}", size, tmp_path / f"f{i}") for i, size in enumerate(sizes)]
+    groups = balanced(wanted, 2)
+    assert sorted(sum(w.size for w in g) for g in groups) == [105, 110]
+    assert len(balanced(wanted[:1], 4)) == 1, "no empty session"
+
+
+def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys):
+    plan = Plan("07", ((9, SNAPSHOT, 8192), (0, INCREMENT, 4096)))
+    wanted = wanted_in(plan, tmp_path)
+    for w in wanted:
+        w.dest.parent.mkdir(parents=True, exist_ok=True)
+    wanted[0].dest.write_bytes(os.urandom(8192))
+    with progress(wanted, every=0.05):
+        threading.Event().wait(0.2)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("restoring: fetched 0 / 0 MiB of the plan's 2 files"), line
+    assert staging.fetched_bytes(wanted) == 8192
+    wanted[1].dest.with_suffix("").write_bytes(os.urandom(4096))  # one renamed whole
+    assert staging.fetched_bytes(wanted) == 8192 + 4096
+
+
+class _S3(BaseHTTPRequestHandler):
+    objects: ClassVar[dict[str, bytes]] = {}
+    ranges: ClassVar[list[str]] = []
+
+    def do_GET(self):
+        data = self.objects.get(self.path)
+        if data is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        first, last = (int(x) for x in self.headers["Range"].removeprefix("bytes=").split("-"))
+        self.ranges.append(self.headers["Range"])
+        part = data[first : last + 1]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def s3():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _S3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _S3.objects, _S3.ranges = {}, []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_s3_files_come_in_ranges_at_once_and_whole(s3, tmp_path, monkeypatch):
+    monkeypatch.setattr(S3Store, "CHUNK", 1000)
+    snapshot, increment = os.urandom(4500), os.urandom(700)
+    _S3.objects = {
+        f"/bucket/host/0009/{SNAPSHOT}": snapshot,
+        f"/bucket/host/0000/{INCREMENT}": increment,
+    }
+    replica = {"type": "s3", "bucket": "bucket", "path": "host", "endpoint": s3}
+    store = S3Store(replica, {"LITESTREAM_ACCESS_KEY_ID": "k"}, 5)
+    wanted = [
+        Wanted(9, SNAPSHOT, len(snapshot), tmp_path / "a.part"),
+        Wanted(0, INCREMENT, len(increment), tmp_path / "b.part"),
+    ]
+    store.fetch(wanted, deadline=float("inf"), workers=4)
+    assert (tmp_path / "a.part").read_bytes() == snapshot
+    assert (tmp_path / "b.part").read_bytes() == increment
+    assert len(_S3.ranges) == 6 and "bytes=4000-4499" in _S3.ranges
+    del _S3.objects[f"/bucket/host/0000/{INCREMENT}"]
+    with pytest.raises(FileGone):
+        store.fetch(wanted, deadline=float("inf"))
+    with pytest.raises(StoreUnreachable, match="time left"):
+        store.fetch(wanted[:1], deadline=0)
+
+
+def test_a_refusal_names_the_space_it_needs(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        staging.shutil, "disk_usage", lambda path: type("U", (), {"free": 3 << 20})()
+    )
+    with pytest.raises(Refused, match=r"need at least 4 MiB, 3 MiB are free"):
+        staging.check_space(Plan("07", ((9, SNAPSHOT, 2 << 20),)), tmp_path)
