@@ -69,6 +69,33 @@ def delete_replica_objects(app, storage, replica_kind, pattern: str) -> list[str
     return s3_keys(app, f"{name}/", pattern)
 
 
+def damage_replica_objects(app, storage, replica_kind, pattern: str, how: str) -> list[str]:
+    """Damage this app host's replica files whose path matches the regex,
+    as a faulty disk or a cut upload would: `truncate` cuts their last 64
+    bytes, `flip` inverts one byte in their middle. Returns what it damaged."""
+    name = app_name(app)
+    if replica_kind == "sftp":
+        path = f"{sftp_upload_path(name)}/{name}"
+        found = storage.check_output(
+            "find %s -type f -regextype posix-extended -regex %s", path, f".*{pattern}.*"
+        ).split()
+        for file in found:
+            if how == "truncate":
+                storage.check_output("truncate -s -64 %s", file)
+            else:
+                storage.check_output(
+                    "python3 -c %s %s",
+                    "import sys; f = open(sys.argv[1], 'r+b'); n = f.seek(0, 2) // 2; "
+                    "f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 255]))",
+                    file,
+                )
+        return found
+    args = [ENV_FILE, STORE["s3_endpoint"], STORE["s3_bucket"], f"{name}/", pattern, how]
+    return app.check_output(
+        "python3 -c %s damage" + " %s" * len(args), programs.text("s3.py"), *args
+    ).split()
+
+
 def s3_request(
     host, env_file: str, method: str, path: str, query: dict | None = None, body: str = ""
 ) -> dict[str, Any]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
 from faults import StorePaused, unavailable_seconds
 from hosts import (
     db_count,
     get,
     healthy,
+    host_now,
+    journal,
     main_pid,
     remove_database,
     replica_count,
@@ -24,7 +28,7 @@ from hosts import (
     visit,
     wait_until,
 )
-from stores import delete_replica_objects
+from stores import damage_replica_objects, delete_replica_objects
 
 COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
 
@@ -93,6 +97,37 @@ def test_damaged_replica_fails_closed(app, storage, replica_kind):
     finally:
         # Repair as an operator who gives the damaged replica up would: an
         # empty path is "no backup yet"; the host starts over.
+        app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
+        delete_replica_objects(app, storage, replica_kind, ".")
+        app.check_output(f"systemctl start {APP_UNIT}")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
+    assert visit(app) == 1
+
+
+# The plan's snapshot (level 9, from TXID 1) in either store's layout.
+SNAPSHOT = "/(ltx/9|0009)/0000000000000001-"
+
+
+@pytest.mark.parametrize("how", ["truncate", pytest.param("flip", marks=pytest.mark.drill)])
+def test_a_damaged_file_of_the_plan_is_fetched_then_refused(app, storage, replica_kind, how):
+    """The guard fetches the plan's files itself (staging): a file cut short
+    or with a flipped byte in the store is staged as it is, then refused by
+    Litestream's checksums; nothing serves, nothing is left behind."""
+    visit(app)
+    stop_app(app)
+    damaged = damage_replica_objects(app, storage, replica_kind, SNAPSHOT, how)
+    assert damaged, "the snapshot was there"
+    remove_database(app)
+    since = host_now(app)
+    try:
+        said = start_until_said(
+            app, "not starting on an empty", timeout=90, what="a refused restore"
+        )
+        assert "Restore failed" in said, said
+        assert "fetched the plan's" in journal(app, since, LITESTREAM_UNIT), "through the stage"
+        assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
+        assert app.check_output("ls -A %s", DATA) == "", "no .tmp, no stage left behind"
+    finally:
         app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
         delete_replica_objects(app, storage, replica_kind, ".")
         app.check_output(f"systemctl start {APP_UNIT}")

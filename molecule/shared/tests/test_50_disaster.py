@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
+from deployment import APP_UNIT, CONFIG, DATA, DB, ENV_FILE, GUARD, LITESTREAM, LITESTREAM_UNIT
 from hosts import (
     get,
     healthy,
@@ -30,8 +30,42 @@ def test_lost_database_is_restored_to_the_exact_count(app):
     since = host_now(app)
     app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="counter healthy after restore")
-    assert RESTORING in journal(app, since, LITESTREAM_UNIT)
+    said = journal(app, since, LITESTREAM_UNIT)
+    assert RESTORING in said
+    assert "fetched the plan's" in said, "the guard fetched the plan's files itself"
     assert visit(app) == count + 1
+
+
+def test_a_staged_restore_is_byte_identical_to_litestreams_own(app):
+    """The same plan, restored through the guard's stage (restore-copy) and
+    by Litestream straight from the store: the same bytes."""
+    visit(app)
+    stop_app(app)  # no write moves the replica between the two
+    scratch = "/var/tmp/staged-vs-own"  # noqa: S108 - on a test host
+    app.check_output("rm -rf %s && mkdir -m 0700 %s", scratch, scratch)
+    try:
+        said = app.check_output(
+            "%s restore-copy --latest --output %s/staged.db 2>&1", GUARD, scratch
+        )
+        assert "fetched the plan's" in said, said
+        app.check_output(
+            "set -a; [ ! -e %s ] || . %s; set +a; %s restore -config %s -o %s/own.db %s",
+            ENV_FILE,
+            ENV_FILE,
+            LITESTREAM,
+            CONFIG,
+            scratch,
+            DB,
+        )
+        staged, own = (
+            app.check_output("sha256sum %s/%s.db", scratch, name).split()[0]
+            for name in ("staged", "own")
+        )
+        assert staged == own
+    finally:
+        app.check_output("rm -rf %s", scratch)
+        app.check_output(f"systemctl start {APP_UNIT}")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy again")
 
 
 def test_unreachable_store_keeps_the_app_down_until_it_is_back(app, storage, store_service):

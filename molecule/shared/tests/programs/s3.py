@@ -5,6 +5,10 @@ Run on an app host by the tests:
   python3 -c "$(cat s3.py)" ENV_FILE ENDPOINT BUCKET PREFIX [DELETE_REGEX]
 prints the keys found; with DELETE_REGEX, deletes those whose key matches it
 (and prints them).
+  python3 -c "$(cat s3.py)" damage ENV_FILE ENDPOINT BUCKET PREFIX REGEX HOW
+rewrites the objects whose key matches REGEX as a faulty store would:
+HOW "truncate" cuts their last 64 bytes, "flip" inverts a byte in their
+middle; prints their keys.
   python3 -c "$(cat s3.py)" request ENV_FILE ENDPOINT METHOD PATH [QUERY_JSON [BODY]]
 prints {"status": ..., "code": ..., "body": ...} as JSON, whatever the answer.
 Signs with the credentials in ENV_FILE (a host's own 0600 Litestream
@@ -23,7 +27,7 @@ import urllib.request
 from sigv4 import signed  # the guard's signer (programs/__init__.py)
 
 args = sys.argv[1:]
-mode = args.pop(0) if args[0] == "request" else "list"
+mode = args.pop(0) if args[0] in ("request", "damage") else "list"
 env_path, endpoint = args[0], args[1]
 with open(env_path) as env_file:
     env = dict(re.findall(r"^(\w+)='(.*)'$", env_file.read(), re.M))
@@ -52,9 +56,18 @@ if mode == "request":
     sys.exit(0)
 
 bucket, prefix = args[2], args[3]
-delete = re.compile(args[4]) if len(args) > 4 else None
+delete = re.compile(args[4]) if len(args) > 4 and mode == "list" else None
 listing = s3("GET", "/" + bucket, {"list-type": "2", "prefix": prefix})[1].decode()
 keys = re.findall(r"<Key>([^<]+)</Key>", listing)
+if mode == "damage":
+    keys = [k for k in keys if re.search(args[4], k)]
+    for k in keys:
+        data = bytearray(s3("GET", f"/{bucket}/{k}", {})[1])
+        if args[5] == "truncate":
+            del data[-64:]
+        else:
+            data[len(data) // 2] ^= 0xFF
+        s3("PUT", f"/{bucket}/{k}", {}, bytes(data))
 if delete:
     keys = [k for k in keys if delete.search(k)]
     for k in keys:
