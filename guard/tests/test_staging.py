@@ -171,8 +171,12 @@ def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys):
     for w in wanted:
         w.dest.parent.mkdir(parents=True, exist_ok=True)
     wanted[0].dest.write_bytes(os.urandom(8192))
-    with progress(wanted, every=0.05):
+    record = tmp_path / "restoring.json"
+    with progress(wanted, record, every=0.05):
         threading.Event().wait(0.2)
+        assert json.loads(record.read_text())["fetched"] == 8192
+        assert json.loads(record.read_text())["total"] == 8192 + 4096
+    assert not record.exists(), "removed once the fetch is over"
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("restoring: fetched 0 / 0 MiB of the plan's 2 files"), line
     assert staging.fetched_bytes(wanted) == 8192

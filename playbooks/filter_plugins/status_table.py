@@ -66,8 +66,18 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
     last_restart = (history.get("last") or {}).get("at", "")
     history_cell = f"{restarts} new" + (f", last {last_restart}" if restarts else "")
     status = ready.get("status", 0)
-    if status != 200:
+    restoring = guard.get("restoring")
+    if restoring:
+        # The app waits for the restore: no /healthz to ask meanwhile.
+        mib = f"{restoring.get('fetched', 0) / 2**20:.0f} / {restoring.get('total', 0) / 2**20:.0f}"
+        ready_cell = f"restoring: {mib} MiB"
+        eta = restoring.get("eta_seconds")
+        notes.append(f"restoring: fetched {mib} MiB" + (f", about {eta} s left" if eta else ""))
+    elif status != 200:
+        ready_cell = f"NO ({status})"
         notes.append(f"readiness: {ready.get('body', '')}")
+    else:
+        ready_cell = "yes"
     row = [
         host,
         units.get("litestream.service", "?"),
@@ -77,7 +87,7 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
         str(guard.get("local_txid", "?")),
         str(replica),
         str(litestream_state.get("replicated_txid", "?")),
-        "yes" if status == 200 else f"NO ({status})",
+        ready_cell,
         last,
         store,
         restorable,

@@ -19,10 +19,10 @@ class Host:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = settings.db
-        self.litestream = Litestream(settings)
-        self.litestream.stager = Stager.of(settings)
-        self.control = Control(settings.socket, str(settings.db))
         self.state = State(settings)
+        self.litestream = Litestream(settings)
+        self.litestream.stager = Stager.of(settings, self.state.restoring_path)
+        self.control = Control(settings.socket, str(settings.db))
 
     @property
     def destination(self) -> str:

@@ -23,6 +23,8 @@ that the disk cannot hold is refused before anything is fetched.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
 import subprocess
 import threading
@@ -102,43 +104,59 @@ def fetched_bytes(wanted: list[Wanted]) -> int:
 
 
 @contextlib.contextmanager
-def progress(wanted: list[Wanted], every: float = 5.0):
-    """Lines for the journal while the files come: bytes of the plan, rate,
-    time left."""
-    total = sum(w.size for w in wanted) or 1
+def progress(wanted: list[Wanted], record: Path | None = None, every: float = 5.0):
+    """Lines for the journal while the files come (bytes of the plan, rate,
+    time left), and the same in `record` (JSON, for `status`), removed after."""
+    total = sum(w.size for w in wanted)
     started = time.monotonic()
     stop = threading.Event()
 
-    def report() -> None:
-        while not stop.wait(every):
-            got = fetched_bytes(wanted)
-            rate = got / max(time.monotonic() - started, 1e-3)
-            left = f", about {(total - got) / rate:.0f} s left" if rate > 0 else ""
+    def report(say_it: bool) -> None:
+        got = fetched_bytes(wanted)
+        rate = got / max(time.monotonic() - started, 1e-3)
+        eta = (total - got) / rate if rate > 0 else None
+        if say_it:
+            left = f", about {eta:.0f} s left" if eta is not None else ""
             say(
                 f"restoring: fetched {got / MIB:.0f} / {total / MIB:.0f} MiB of the plan's "
                 f"{len(wanted)} files, {rate / MIB:.1f} MiB/s{left}"
             )
+        if record is not None:
+            now = {"fetched": got, "total": total, "files": len(wanted), "rate": round(rate)}
+            with contextlib.suppress(OSError):
+                tmp = record.with_name(record.name + ".tmp")
+                tmp.write_text(json.dumps(now | {"eta_seconds": eta and round(eta)}))
+                os.replace(tmp, record)
 
-    thread = threading.Thread(target=report, name="restore-progress", daemon=True)
+    def reports() -> None:
+        while not stop.wait(every):
+            report(True)
+
+    report(False)
+    thread = threading.Thread(target=reports, name="restore-progress", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+        if record is not None:
+            record.unlink(missing_ok=True)
 
 
 class Stager:
     """The fetch-then-restore-locally path of one replica (SFTP or S3)."""
 
-    def __init__(self, settings: Settings, workers: int = 4) -> None:
+    def __init__(self, settings: Settings, record: Path | None = None, workers: int = 4) -> None:
         self.settings = settings
+        # Where the progress is kept while files are fetched (`status`).
+        self.record = record
         self.workers = workers
 
     @staticmethod
-    def of(settings: Settings) -> Stager | None:
+    def of(settings: Settings, record: Path | None = None) -> Stager | None:
         kind = str(settings.replica.get("type", ""))
-        return Stager(settings) if kind in KINDS else None
+        return Stager(settings, record) if kind in KINDS else None
 
     def restore(
         self,
@@ -206,7 +224,8 @@ class Stager:
             w.dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = Store.of(self.settings.replica, litestream.env(), self.settings.check_timeout)
         started = time.monotonic()
-        with progress(wanted):
+        record = self.record if self.record and self.record.parent.is_dir() else None
+        with progress(wanted, record):
             store.fetch(wanted, deadline, self.workers)
         for w in wanted:
             w.dest.rename(w.dest.with_suffix(""))

@@ -58,6 +58,8 @@ class State:
         self.guard_lock = directory / "guard.lock"
         # The last start and how many quick ones came in a row (back-off).
         self.starts_path = directory / "starts.json"
+        # A restore's progress while its files are fetched (staging.py).
+        self.restoring_path = directory / "restoring.json"
 
     @property
     def destination(self) -> str:

@@ -10,6 +10,7 @@ from .drill import last_result, probe
 from .errors import Refused, StoreUnreachable
 from .host import Host
 from .litestream import max_txid
+from .state import read_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -52,6 +53,8 @@ def status(host: Host) -> None:
     except (Refused, sqlite3.Error) as error:
         report["probe"] = f"error ({error})"
     report["restore_drill"] = last_result(host)
+    # A restore fetching its files now: bytes fetched of the plan's.
+    report["restoring"] = read_json(state.restoring_path)
     report["last_known"] = state.read_record()
     report["destination"] = host.destination
     report["replica_check"] = state.published()

@@ -1,0 +1,44 @@
+"""playbooks/filter_plugins/status_table.py: `make status`'s table."""
+
+from __future__ import annotations
+
+from ansible_plugin import ROLES, load
+
+status_table = load(ROLES.parent / "playbooks" / "filter_plugins" / "status_table.py").status_table
+
+UNITS = {
+    "litestream.service": "active",
+    "counter.service": "activating",
+    "litestream-restore-drill.timer": "active",
+}
+
+
+def test_a_host_restoring_says_how_far_its_fetch_is():
+    report = {
+        "units": UNITS,
+        "guard": {
+            "probe": None,
+            "local_txid": None,
+            "replica_txid": 42,
+            "store_reachable": True,
+            "litestream": {"error": "connection refused"},
+            "restoring": {"fetched": 430 << 20, "total": 1024 << 20, "eta_seconds": 7},
+        },
+        "readiness": {"status": 0, "body": "connection refused"},
+    }
+    table = status_table({"web1": report})
+    (row,) = [line for line in table.splitlines() if line.startswith("web1 ")]
+    assert "restoring: 430 / 1024 MiB" in row
+    assert "web1: restoring: fetched 430 / 1024 MiB, about 7 s left" in table
+    assert "readiness:" not in table, "not 'not ready': restoring"
+
+
+def test_a_host_not_ready_says_why():
+    report = {
+        "units": UNITS,
+        "guard": {"replica_txid": 42, "store_reachable": True, "litestream": {}},
+        "readiness": {"status": 503, "body": "replication behind: ..."},
+    }
+    table = status_table({"web1": report})
+    (row,) = [line for line in table.splitlines() if line.startswith("web1 ")]
+    assert "NO (503)" in row and "web1: readiness: replication behind" in table
