@@ -250,11 +250,14 @@ class Stager:
             args += ["-integrity-check", integrity_check]
         args += ["-o", str(output), f"file://{stage}"]
         out = None
+        started = time.monotonic()
         try:
             out = litestream.run(*args, timeout=left(deadline))
         finally:
             if out is None or out.returncode != 0:
                 output.with_name(output.name + ".tmp").unlink(missing_ok=True)
+        if out.returncode == 0:
+            say(f"restoring: restored from the stage in {time.monotonic() - started:.1f} s")
         return out
 
 
