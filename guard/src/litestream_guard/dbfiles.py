@@ -30,10 +30,16 @@ def metadata_dir(db: Path) -> Path:
     return db.with_name(f".{db.name}-litestream")
 
 
+def stage_dir(db: Path) -> Path:
+    """Where a restore into `db` fetches its plan's files (`.<db>.stage`,
+    staging.py): on its disk, removed after the restore."""
+    return db.with_name(f".{db.name}.stage")
+
+
 def stale_files(db: Path) -> list[Path]:
-    """What belongs to a database besides its file: side files and
-    Litestream's local state."""
-    return [*side_files(db), metadata_dir(db)]
+    """What belongs to a database besides its file: side files, Litestream's
+    local state, a restore's stage left by a crash."""
+    return [*side_files(db), metadata_dir(db), stage_dir(db)]
 
 
 def remove_stale(db: Path) -> None:

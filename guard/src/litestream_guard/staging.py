@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dbfiles import stage_dir
 from .errors import Refused, StoreUnreachable
 from .litestream import Litestream, json_in
 from .output import say, warn
@@ -63,11 +64,6 @@ class Plan:
             if "/" in name or name.startswith("."):
                 raise ValueError(f"a file of the plan has a strange name: {name!r}")
         return cls(str(data["max_txid"]), files)
-
-
-def stage_of(output: Path) -> Path:
-    """Where the plan's files are fetched: beside the output (its disk)."""
-    return output.with_name(f".{output.name}.stage")
 
 
 def wanted_in(plan: Plan, stage: Path) -> list[Wanted]:
@@ -201,7 +197,7 @@ class Stager:
             if not plan.files:
                 return own()
             check_space(plan, out_path.parent)
-            stage = stage_of(out_path)
+            stage = stage_dir(out_path)
             try:
                 try:
                     self.fetch(litestream, plan, stage, deadline)
