@@ -18,12 +18,13 @@ import lab
 # litestream-guard's QUICK_RESTART: starts closer together than this are a loop.
 QUICK_RESTART_S = 30
 
-# Run on the app host as root with the app's Python (its replication module
-# reads the control socket).
+# Run on the app host as root with the app's Python (its control-socket
+# client, litestream_control, reads the socket).
 _LITESTREAM_KILLED = r"""
 import json, os, signal, subprocess, sys, time, urllib.request
-from counter_app.replication import socket_position
+from litestream_control import Control
 unit, sock, db, port, quiet = sys.argv[1:6]
+control = Control(sock, db)
 def since_start():  # systemd's and Python's monotonic clocks are the same
     started = int(subprocess.check_output(
         ["systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit]))
@@ -34,8 +35,8 @@ def main_pid():
     return int(subprocess.check_output(["systemctl", "show", "-p", "MainPID", "--value", unit]))
 def position():
     try:
-        return socket_position(sock, db, timeout=1)
-    except (OSError, ValueError, KeyError):
+        return control.sync_position(timeout=1)
+    except control.ERRORS:
         return None
 deadline = time.monotonic() + 60
 while (p := position()) is None or p[1] < p[0]:  # caught up before the kill
