@@ -2,7 +2,8 @@
 
     .venv/bin/python bench [--quick] [--only SECTION,...] [--skip SECTION,...]
 
-Sections: memory, http, ceiling, recovery, replication, restore, deploy, cold (cold:
+Sections: memory, http, ceiling, recovery, replication, restore, lost (a lost host with a
+1 GiB database: reboot to serving), deploy, cold (cold:
 `make down` + `make demo`, last). Prints a table, writes docs/bench.json,
 docs/bench.md and docs/bench.png. Needs the lab up (`make demo`)."""
 
@@ -25,7 +26,17 @@ import report
 import restore
 import throughput
 
-SECTIONS = ("memory", "http", "ceiling", "recovery", "replication", "restore", "deploy", "cold")
+SECTIONS = (
+    "memory",
+    "http",
+    "ceiling",
+    "recovery",
+    "replication",
+    "restore",
+    "lost",
+    "deploy",
+    "cold",
+)
 OUT = lab.ROOT / "docs"
 
 
@@ -82,6 +93,7 @@ def main() -> int:
         "recovery": lambda: recovery.measure(settings, times=1 if args.quick else 3),
         "replication": lambda: replication.measure(settings),
         "restore": lambda: restore.measure(settings),
+        "lost": lambda: recovery.lost_host(settings, mib=100 if args.quick else 1024),
         "deploy": lambda: deploy.measure(settings),
         "cold": lambda: deploy.cold(settings),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 
 import lab
 
@@ -106,6 +107,109 @@ def measure(settings: lab.Settings, host: str = lab.APP_HOSTS[1], times: int = 3
     lab.wait_until(lambda: _healthy(host, settings), timeout=120, what=f"{host} healthy")
     result["method"] = " ".join(__doc__.split())
     return result
+
+
+# A lost host: its database grown to MIB MiB of random blobs (a table of its
+# own, written as the app's user), replicated, then the host's data
+# directory wiped and the host rebooted (docker restart): how long until it
+# serves the restored count.
+_PAD = r"""
+import os, sys, time, apsw
+db, mib = sys.argv[1], int(sys.argv[2])
+conn = apsw.Connection(db)
+conn.set_busy_timeout(10000)
+conn.execute("CREATE TABLE IF NOT EXISTS bench_padding (id INTEGER PRIMARY KEY, data BLOB)")
+for _ in range(mib):  # 1 MiB a transaction: 16 pages of 4 KiB a row
+    with conn:
+        for _ in range(16):
+            conn.execute("INSERT INTO bench_padding (data) VALUES (?)", (os.urandom(16 * 4084),))
+print(os.path.getsize(db))
+"""
+
+_UNPAD = r"""
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.set_busy_timeout(30000)
+conn.execute("DROP TABLE IF EXISTS bench_padding")
+conn.execute("VACUUM")
+"""
+
+# Seconds until the replica holds every local write (Litestream's control socket).
+_REPLICATED = r"""
+import json, sys, time
+from litestream_control import Control
+control = Control(sys.argv[1], sys.argv[2])
+start = time.monotonic()
+while True:
+    try:
+        local, replicated = control.sync_position(wait=30, timeout=40)
+        if replicated >= local:
+            break
+    except control.ERRORS:
+        time.sleep(0.5)
+    assert time.monotonic() - start < 900, "not replicated within 900 s"
+print(json.dumps({"seconds": time.monotonic() - start}))
+"""
+
+
+def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1024) -> dict:
+    """The recovery time of a lost host with a MIB MiB database: data
+    directory wiped, host rebooted, until /healthz is green and the count
+    is the one before (the restore's progress lines taken from the journal)."""
+    user = settings.raw["counter_user"]
+    data = settings.db.rsplit("/", 1)[0]
+
+    def as_app(code: str, *args: str, timeout: float = 900) -> str:
+        quoted = " ".join(lab.shlex_quote(a) for a in args)
+        return lab.sh(
+            host,
+            f"runuser -u {user} -- {settings.venv_python} -c {lab.shlex_quote(code)} {quoted}",
+            timeout=timeout,
+        )
+
+    def replicated() -> float:
+        out = lab.py(
+            host,
+            _REPLICATED,
+            settings.litestream_socket,
+            settings.db,
+            python=settings.venv_python,
+            timeout=960,
+        )
+        return json.loads(out)["seconds"]
+
+    lab.wait_until(lambda: _healthy(host, settings), timeout=120, what=f"{host} healthy")
+    try:
+        db_bytes = int(as_app(_PAD, settings.db, str(mib)))
+        upload_s = replicated()
+        count = lab.count_of(lab.visit(host, settings.port, "/")[1])
+        replicated()
+        lab.sh(host, f"systemctl stop {settings.app_unit} {settings.litestream_unit}")
+        lab.sh(host, f"find {data} -mindepth 1 -delete")
+        since = lab.sh(host, "date '+%Y-%m-%d %H:%M:%S'").strip()
+        start = time.monotonic()
+        lab.run(["docker", "restart", host])
+        lab.host_pid.cache_clear()
+        lab.wait_until(
+            lambda: _healthy(host, settings), timeout=900, interval=0.1, what=f"{host} serving"
+        )
+        rto_s = time.monotonic() - start
+        restored = lab.count_of(lab.visit(host, settings.port, "/")[1]) - 1
+        journal = lab.sh(host, f"journalctl -u {settings.litestream_unit} --since '{since}' -o cat")
+        fetched = [line for line in journal.splitlines() if "restoring:" in line]
+    finally:
+        lab.wait_until(lambda: _healthy(host, settings), timeout=900, what=f"{host} healthy")
+        as_app(_UNPAD, settings.db)
+    return {
+        "size_mib": mib,
+        "db_bytes": db_bytes,
+        "upload_s": round(upload_s, 1),
+        "reboot_to_serving_s": round(rto_s, 1),
+        "count_before": count,
+        "count_restored": restored,
+        "restore_said": fetched[-3:],
+        "method": " ".join((lost_host.__doc__ or "").split()),
+    }
 
 
 def memory(settings: lab.Settings) -> dict:

@@ -172,6 +172,25 @@ def markdown(r: dict) -> str:
                 )
             )
         lines += ["", r["restore"].get("method", ""), ""]
+    if "lost" in r:
+        x = r["lost"]
+        lines += [
+            "## A lost host: data directory wiped, host rebooted",
+            "",
+            _row(["database", "upload of its pages s", "reboot to serving s", "count restored"]),
+            _row(["---"] * 4),
+            _row(
+                [
+                    f"{x['size_mib']} MiB",
+                    f"{x['upload_s']:.1f}",
+                    f"{x['reboot_to_serving_s']:.1f}",
+                    f"{x['count_restored']} of {x['count_before']}",
+                ]
+            ),
+            "",
+            x.get("method", ""),
+            "",
+        ]
     lines += ["## Targets", "", _row(["measure", "value", "target", "met"]), _row(["---"] * 4)]
     for name, value, target, ok in targets(r):
         lines.append(_row([name, value, target, _yes(ok)]))
@@ -279,6 +298,33 @@ def targets(r: dict) -> list[tuple[str, str, str, bool | None]]:
                         x["staged_ratio"] <= 1.5,
                     )
                 )
+    if "lost" in r:
+        x = r["lost"]
+        staged = next(
+            (
+                y["staged_s"]
+                for y in r.get("restore", {}).get("restore", [])
+                if y["size_mib"] == x["size_mib"] and "staged_s" in y
+            ),
+            None,
+        )
+        if staged is not None:
+            out.append(
+                (
+                    f"lost host, {x['size_mib']} MiB: reboot to serving",
+                    f"{x['reboot_to_serving_s']:.1f} s",
+                    f"≤ restore + 10 s ({staged + 10:.1f} s)",
+                    x["reboot_to_serving_s"] <= staged + 10,
+                )
+            )
+        out.append(
+            (
+                "lost host: count restored",
+                f"{x['count_restored']} of {x['count_before']}",
+                "equal",
+                x["count_restored"] == x["count_before"],
+            )
+        )
     if "cold" in r:
         c = r["cold"]
         out.append(("make down + make demo", f"{c['total_s']:.0f} s", "≤ 60 s", c["total_s"] <= 60))
