@@ -114,7 +114,7 @@ def measure(settings: lab.Settings, host: str = lab.APP_HOSTS[1], times: int = 3
 # directory wiped and the host rebooted (docker restart): how long until it
 # serves the restored count.
 _PAD = r"""
-import os, sys, time, apsw
+import os, sys, apsw
 db, mib = sys.argv[1], int(sys.argv[2])
 conn = apsw.Connection(db)
 conn.set_busy_timeout(10000)
@@ -123,7 +123,9 @@ for _ in range(mib):  # 1 MiB a transaction: 16 pages of 4 KiB a row
     with conn:
         for _ in range(16):
             conn.execute("INSERT INTO bench_padding (data) VALUES (?)", (os.urandom(16 * 4084),))
-print(os.path.getsize(db))
+# The database's size as SQLite sees it (most of it is still in the WAL).
+pages, size = (conn.execute(f"PRAGMA {name}").fetchall()[0][0] for name in ("page_count", "page_size"))
+print(pages * size)
 """
 
 _UNPAD = r"""
