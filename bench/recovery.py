@@ -124,8 +124,8 @@ for _ in range(mib):  # 1 MiB a transaction: 16 pages of 4 KiB a row
         for _ in range(16):
             conn.execute("INSERT INTO bench_padding (data) VALUES (?)", (os.urandom(16 * 4084),))
 # The database's size as SQLite sees it (most of it is still in the WAL).
-pages, size = (conn.execute(f"PRAGMA {name}").fetchall()[0][0] for name in ("page_count", "page_size"))
-print(pages * size)
+pragma = lambda name: conn.execute(f"PRAGMA {name}").fetchall()[0][0]
+print(pragma("page_count") * pragma("page_size"))
 """
 
 _UNPAD = r"""
