@@ -5,18 +5,20 @@ restore from the stage, and every way out of it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from conftest import executable, refused
-from litestream_guard import staging
-from litestream_guard.errors import Refused
+from litestream_guard import pitr, staging, status
 from litestream_guard.lifecycle import start
+from litestream_guard.pitr import Target
 from litestream_guard.staging import Plan, progress, wanted_in
 from litestream_guard.stores import FileGone, S3Store, StoreUnreachable, Wanted, balanced
 
@@ -27,13 +29,14 @@ echo "sftp $*" >> "$here/events"
 if [ -e "$here/store_down" ]; then
     echo "ssh: connect to host store port 22: Connection refused"; exit 255
 fi
+while [ $# -gt 0 ]; do case $1 in -b) batch=$2;; esac; shift; done
 while read -r cmd remote local; do
     remote=${remote#\"}; remote=${remote%\"}; local=${local#\"}; local=${local%\"}
     case $cmd in get)
         if [ ! -e "$here/store/$remote" ]; then echo "File \"$remote\" not found."; exit 1; fi
         cp "$here/store/$remote" "$local";;
     esac
-done
+done < "$batch"
 """
 
 SNAPSHOT = "0000000000000001-0000000000000005.ltx"
@@ -135,12 +138,28 @@ def test_a_damaged_staged_file_refuses_the_restore_and_leaves_nothing(remote):
     assert leftovers == [], leftovers
 
 
-def test_a_stage_the_disk_cannot_hold_is_refused_before_any_fetch(remote, monkeypatch):
+def test_a_stage_the_disk_cannot_hold_is_left_to_litestreams_own_restore(
+    remote, monkeypatch, capsys
+):
     monkeypatch.setattr(staging.shutil, "disk_usage", lambda path: type("U", (), {"free": 4000})())
-    error = refused(remote)
-    assert "Not enough space" in str(error) and "Nothing was fetched" in str(error)
-    assert not any(line.startswith("sftp") for line in remote.event_lines())
-    assert not remote.db.exists()
+    start(remote.host())
+    assert remote.db.read_text() == "restored\n"
+    (restore,) = restores(remote)
+    assert "file://" not in restore
+    assert not any(line.startswith("sftp") for line in remote.event_lines()), "nothing fetched"
+    assert "Not enough space" in capsys.readouterr().err
+
+
+def test_a_stage_path_a_url_cannot_name_is_left_to_litestreams_own_restore(remote, capsys):
+    spaced = remote.tmp / "data dir"
+    spaced.mkdir()
+    remote.db = spaced / "counter.db"
+    remote.settings["db"] = str(remote.db)
+    (remote.bin / "db_path").write_text(str(remote.db))
+    start(remote.host())
+    (restore,) = restores(remote)
+    assert "file://" not in restore
+    assert "does not fit in a file:// URL" in capsys.readouterr().err
 
 
 def test_no_plan_is_left_to_litestream_which_says_why(remote):
@@ -152,9 +171,10 @@ def test_no_plan_is_left_to_litestream_which_says_why(remote):
 
 
 def test_a_plan_with_a_strange_file_name_is_not_fetched():
-    text = json.dumps({"max_txid": "07", "files": [{"level": 0, "name": "../x", "size": 1}]})
-    with pytest.raises(ValueError, match="strange name"):
-        Plan.of(text)
+    for name in ("../x", "0000000000000001-0000000000000002.ltx\nget /etc/shadow x"):
+        text = json.dumps({"max_txid": "07", "files": [{"level": 0, "name": name, "size": 1}]})
+        with pytest.raises(ValueError, match="strange name"):
+            Plan.of(text)
 
 
 def test_files_are_shared_out_by_size(tmp_path):
@@ -187,6 +207,10 @@ def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys):
 class _S3(BaseHTTPRequestHandler):
     objects: ClassVar[dict[str, bytes]] = {}
     ranges: ClassVar[list[str]] = []
+    signed: ClassVar[list[str]] = []
+    # "": answer the range; "whole": ignore it (200, the whole object);
+    # "short": one byte less; "cut": promise the range, close before its end.
+    mode: ClassVar[str] = ""
 
     def do_GET(self):
         data = self.objects.get(self.path)
@@ -196,11 +220,16 @@ class _S3(BaseHTTPRequestHandler):
             return
         first, last = (int(x) for x in self.headers["Range"].removeprefix("bytes=").split("-"))
         self.ranges.append(self.headers["Range"])
-        part = data[first : last + 1]
-        self.send_response(206)
-        self.send_header("Content-Length", str(len(part)))
+        self.signed.append(self.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0])
+        part = data if self.mode == "whole" else data[first : last + 1]
+        if self.mode == "short":
+            part = part[:-1]
+        self.send_response(200 if self.mode == "whole" else 206)
+        self.send_header("Content-Length", str(len(part) + (10 if self.mode == "cut" else 0)))
         self.end_headers()
         self.wfile.write(part)
+        if self.mode == "cut":
+            self.close_connection = True
 
     def log_message(self, *args):
         pass
@@ -210,7 +239,7 @@ class _S3(BaseHTTPRequestHandler):
 def s3():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _S3)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _S3.objects, _S3.ranges = {}, []
+    _S3.objects, _S3.ranges, _S3.signed, _S3.mode = {}, [], [], ""
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -238,11 +267,74 @@ def test_s3_files_come_in_ranges_at_once_and_whole(s3, tmp_path, monkeypatch):
         store.fetch(wanted, deadline=float("inf"))
     with pytest.raises(StoreUnreachable, match="time left"):
         store.fetch(wanted[:1], deadline=0)
+    assert all("range" in names.split(";") for names in _S3.signed), "the range is signed"
 
 
-def test_a_refusal_names_the_space_it_needs(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        staging.shutil, "disk_usage", lambda path: type("U", (), {"free": 3 << 20})()
+@pytest.mark.parametrize("mode", ["whole", "short", "cut"])
+def test_an_s3_answer_that_is_not_the_range_asked_is_a_failed_fetch(
+    s3, tmp_path, monkeypatch, mode
+):
+    monkeypatch.setattr(S3Store, "CHUNK", 1000)
+    _S3.objects = {f"/bucket/host/0009/{SNAPSHOT}": os.urandom(3000)}
+    _S3.mode = mode
+    store = S3Store({"type": "s3", "bucket": "bucket", "path": "host", "endpoint": s3}, {}, 5)
+    with pytest.raises(StoreUnreachable):
+        store.fetch([Wanted(9, SNAPSHOT, 3000, tmp_path / "a.part")], deadline=float("inf"))
+
+
+def test_the_space_needed_is_said():
+    plan = Plan("07", ((9, SNAPSHOT, 2 << 20),))
+    with_free = lambda free: type("U", (), {"free": free})()  # noqa: E731
+    import unittest.mock
+
+    with unittest.mock.patch.object(staging.shutil, "disk_usage", lambda p: with_free(3 << 20)):
+        assert "need at least 4 MiB, 3 MiB are free" in staging.space_short(plan, Path("/"))
+    with unittest.mock.patch.object(staging.shutil, "disk_usage", lambda p: with_free(4 << 20)):
+        assert staging.space_short(plan, Path("/")) == ""
+
+
+def test_a_point_in_time_copy_plans_and_restores_that_point(remote, monkeypatch, tmp_path):
+    """The target goes to Litestream's plan; the stage is restored up to the
+    plan's TXID, which the copy reports."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("os.chown", lambda *a: None)
+    (remote.bin / "restore_txid").write_text(f"{7:016x}")
+    out = tmp_path / "copy.db"
+    result = pitr.restore_copy(remote.host(), Target(txid="7"), out, 30)
+    assert result["txid"] == 7 and out.read_text() == "restored\n"
+    lines = remote.event_lines()
+    (plan,) = [line for line in lines if "-dry-run" in line]
+    assert "-txid 0000000000000007" in plan
+    (restore,) = restores(remote)
+    assert f"-txid 0000000000000007 -integrity-check full -o {out} file://" in restore
+    result = pitr.restore_copy(
+        remote.host(), Target(timestamp="2026-12-06T10:00:00Z"), tmp_path / "t.db", 30
     )
-    with pytest.raises(Refused, match=r"need at least 4 MiB, 3 MiB are free"):
-        staging.check_space(Plan("07", ((9, SNAPSHOT, 2 << 20),)), tmp_path)
+    plan = [line for line in remote.event_lines() if "-dry-run" in line][-1]
+    assert "-timestamp 2026-12-06T10:00:00Z" in plan, "a time goes to the plan, not to the stage"
+
+
+def test_a_relative_output_is_staged_beside_it(remote, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    out = remote.host().litestream.restore(output=Path("copy.db"), timeout=30)
+    assert out.returncode == 0 and (tmp_path / "copy.db").read_text() == "restored\n"
+    (restore,) = restores(remote)
+    assert f"file://{tmp_path}/.copy.db.stage" in restore
+
+
+def test_the_start_up_restore_alone_keeps_its_progress_for_status(remote, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        staging, "progress", lambda wanted, record: seen.append(record) or contextlib.nullcontext()
+    )
+    start(remote.host())
+    remote.host().litestream.restore(output=remote.tmp / "copy.db", timeout=30)
+    assert seen == [remote.state / "restoring.json", None]
+
+
+def test_a_progress_record_left_by_a_killed_guard_says_nothing(remote):
+    record = remote.state / "restoring.json"
+    record.write_text(json.dumps({"pid": os.getpid(), "fetched": 1, "total": 2}))
+    assert status.restoring(record)["fetched"] == 1
+    record.write_text(json.dumps({"pid": 2**22 + 12345, "fetched": 1, "total": 2}))
+    assert status.restoring(record) is None

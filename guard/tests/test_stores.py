@@ -10,8 +10,10 @@ from litestream_guard.stores import Store
 def test_the_sftp_move_pins_the_host_key_as_openssh_names_it(tmp_path, monkeypatch):
     fake = tmp_path / "sftp"
     fake.write_text(
-        '#!/bin/sh\nhere=$(dirname "$0")\necho "$@" > "$here/args"\ncat > "$here/batch"\n'
-        'for a; do case $a in UserKnownHostsFile=*) cat "${a#*=}" > "$here/known";; esac; done\n'
+        '#!/bin/sh\nhere=$(dirname "$0")\necho "$@" > "$here/args"\n'
+        'while [ $# -gt 0 ]; do case $1 in -b) cp "$2" "$here/batch";; esac; shift; done\n'
+        'for a in $(cat "$here/args"); do case $a in UserKnownHostsFile=*)\n'
+        '  cat "${a#*=}" > "$here/known";; esac; done\n'
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")

@@ -109,7 +109,10 @@ def restore_missing(host: Host) -> None:
     mode = settings.integrity_check
     try:
         out = host.litestream.restore(
-            if_db_not_exists=True, integrity_check=mode, timeout=settings.restore_timeout
+            if_db_not_exists=True,
+            integrity_check=mode,
+            timeout=settings.restore_timeout,
+            report_progress=True,
         )
         said = " ".join((out.stderr + out.stdout).split())[-600:]
         code = out.returncode

@@ -156,13 +156,21 @@ class Litestream:
         if out.returncode != 0:
             raise Refused(f"litestream reset failed: {said(out)}")
 
-    def restore(self, *, dry_run: bool = False, source: bool = False, **kwargs):
+    def restore(
+        self,
+        *,
+        dry_run: bool = False,
+        source: bool = False,
+        report_progress: bool = False,
+        **kwargs,
+    ):
         """`restore_from_store`'s answer; the plan's files fetched by the
         stager first when there is one (not for a dry run, nor for another
-        destination, whose store the guard knows only as Litestream's YAML)."""
+        destination, whose store the guard knows only as Litestream's YAML).
+        `report_progress`: the fetch's progress is kept for `status`."""
         if self.stager is None or dry_run or (source and self.source):
             return self.restore_from_store(dry_run=dry_run, source=source, **kwargs)
-        return self.stager.restore(self, **kwargs)
+        return self.stager.restore(self, report_progress=report_progress, **kwargs)
 
     def restore_from_store(
         self,

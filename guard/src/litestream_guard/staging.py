@@ -15,9 +15,10 @@ every restore (start-up, point in time, clone, drill) goes in three steps:
    integrity check); its LTX checksums check every file. The stage goes
    whatever happened, and so does `OUT.tmp` after a failed restore.
 
-A fetch that fails (the store away, a session cut) falls back to Litestream's
-own restore from the store, which then fails or succeeds as before; a stage
-that the disk cannot hold is refused before anything is fetched.
+A fetch that fails (the store away, a session cut), a stage the disk cannot
+hold besides the database, or a stage path a file:// URL cannot name falls
+back to Litestream's own restore from the store, which then fails or
+succeeds as before (with the time the fetch did not use).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -42,6 +44,14 @@ from .stores import FileGone, Store, Wanted
 # The stores whose files are fetched by the guard (a file replica is local).
 KINDS = ("sftp", "s3")
 MIB = 1 << 20
+# The share of a restore's time the fetch may take: the rest is left for the
+# local restore, or for Litestream's own restore when the fetch failed.
+FETCH_SHARE = 0.6
+# What a stage's path may hold to be named by a file:// URL as it is
+# (Litestream does not unescape it).
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+-]+")
+# An LTX file's name: <min TXID>-<max TXID>.ltx, 16 hex digits each.
+_LTX_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{16}\.ltx")
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Plan:
         data = json_in(text)
         files = tuple((int(f["level"]), str(f["name"]), int(f["size"])) for f in data["files"])
         for _, name, _ in files:
-            if "/" in name or name.startswith("."):
+            if not _LTX_NAME.fullmatch(name):
                 raise ValueError(f"a file of the plan has a strange name: {name!r}")
         return cls(str(data["max_txid"]), files)
 
@@ -73,18 +83,19 @@ def wanted_in(plan: Plan, stage: Path) -> list[Wanted]:
     ]
 
 
-def check_space(plan: Plan, directory: Path) -> None:
-    """The stage and the database must fit: the database is at least as large
-    as the plan's (compressed) files."""
+def space_short(plan: Plan, directory: Path) -> str:
+    """Why the disk cannot hold the stage and the database ("": it can).
+    The database is at least as large as the plan's compressed files; when
+    both do not fit, Litestream's own restore (no stage) may still."""
     free = shutil.disk_usage(directory).free
     need = 2 * plan.size
-    if free < need:
-        raise Refused(
-            f"Not enough space in {directory} to restore: the plan's {len(plan.files)} files "
-            f"are {plan.size / MIB:.0f} MiB, staged and restored they need at least "
-            f"{need / MIB:.0f} MiB, {free / MIB:.0f} MiB are free. Nothing was fetched; "
-            "free space and try again."
-        )
+    if free >= need:
+        return ""
+    return (
+        f"Not enough space in {directory} to stage the plan: its {len(plan.files)} files "
+        f"are {plan.size / MIB:.0f} MiB, staged and restored they need at least "
+        f"{need / MIB:.0f} MiB, {free / MIB:.0f} MiB are free"
+    )
 
 
 def fetched_bytes(wanted: list[Wanted]) -> int:
@@ -118,7 +129,13 @@ def progress(wanted: list[Wanted], record: Path | None = None, every: float = 5.
                 f"{len(wanted)} files, {rate / MIB:.1f} MiB/s{left}"
             )
         if record is not None:
-            now = {"fetched": got, "total": total, "files": len(wanted), "rate": round(rate)}
+            now = {
+                "pid": os.getpid(),
+                "fetched": got,
+                "total": total,
+                "files": len(wanted),
+                "rate": round(rate),
+            }
             with contextlib.suppress(OSError):
                 tmp = record.with_name(record.name + ".tmp")
                 tmp.write_text(json.dumps(now | {"eta_seconds": eta and round(eta)}))
@@ -143,11 +160,11 @@ def progress(wanted: list[Wanted], record: Path | None = None, every: float = 5.
 class Stager:
     """The fetch-then-restore-locally path of one replica (SFTP or S3)."""
 
-    def __init__(self, settings: Settings, record: Path | None = None, workers: int = 4) -> None:
+    def __init__(self, settings: Settings, record: Path | None = None) -> None:
         self.settings = settings
-        # Where the progress is kept while files are fetched (`status`).
+        # Where a start-up restore keeps its progress while files are
+        # fetched (`status`).
         self.record = record
-        self.workers = workers
 
     @staticmethod
     def of(settings: Settings, record: Path | None = None) -> Stager | None:
@@ -164,13 +181,20 @@ class Stager:
         integrity_check: str = "",
         json_output: bool = False,
         if_db_not_exists: bool = False,
+        report_progress: bool = False,
     ) -> subprocess.CompletedProcess:
         """What `Litestream.restore` answers, the files fetched by the guard.
-        subprocess.TimeoutExpired past `timeout`, as Litestream's own."""
-        deadline = time.monotonic() + timeout
-        out_path = Path(output) if output is not None else litestream.db
+        subprocess.TimeoutExpired past `timeout`, as Litestream's own. The
+        fetch may use FETCH_SHARE of the time: the rest is the local
+        restore's, or the fallback's. `report_progress`: keep the progress
+        in the record `status` reads (the start-up restore)."""
+        start = time.monotonic()
+        deadline = start + timeout
+        out_path = (Path(output) if output is not None else litestream.db).absolute()
+        stage = stage_dir(out_path)
 
         def own(why: str = "") -> subprocess.CompletedProcess:
+            shutil.rmtree(stage, ignore_errors=True)
             if why:
                 warn(f"{why}: Litestream restores straight from the store (slower)")
             return litestream.restore_from_store(
@@ -184,6 +208,9 @@ class Stager:
 
         if (if_db_not_exists and out_path.exists()) or not out_path.parent.is_dir():
             return own()
+        if not _PLAIN_PATH.fullmatch(str(stage)):
+            # Litestream reads a file:// URL without unescaping it.
+            return own(f"The stage's path {stage} does not fit in a file:// URL")
         for _ in range(3):
             planned = litestream.restore_from_store(
                 dry_run=True, json_output=True, target=target, timeout=left(deadline)
@@ -196,16 +223,19 @@ class Stager:
                 return own(f"Litestream's restore plan could not be read ({error})")
             if not plan.files:
                 return own()
-            check_space(plan, out_path.parent)
-            stage = stage_dir(out_path)
+            shutil.rmtree(stage, ignore_errors=True)  # one a crash left
+            short = space_short(plan, out_path.parent)
+            if short:
+                return own(short)
+            record = self.record if report_progress else None
             try:
-                try:
-                    self.fetch(litestream, plan, stage, deadline)
-                except FileGone as error:
-                    say(f"{error}: planning again")
-                    continue
-                except (StoreUnreachable, OSError) as error:
-                    return own(f"Fetching the plan's files failed ({error})")
+                self.fetch(litestream, plan, stage, start + FETCH_SHARE * timeout, record)
+            except FileGone as error:
+                say(f"{error}: planning again")
+                continue
+            except (StoreUnreachable, OSError) as error:
+                return own(f"Fetching the plan's files failed ({error})")
+            try:
                 return self.restore_staged(
                     litestream, plan, stage, out_path, integrity_check, json_output, deadline
                 )
@@ -213,16 +243,22 @@ class Stager:
                 shutil.rmtree(stage, ignore_errors=True)
         return own("The store's files kept changing under the plan")
 
-    def fetch(self, litestream: Litestream, plan: Plan, stage: Path, deadline: float) -> None:
-        shutil.rmtree(stage, ignore_errors=True)
+    def fetch(
+        self,
+        litestream: Litestream,
+        plan: Plan,
+        stage: Path,
+        deadline: float,
+        record: Path | None = None,
+    ) -> None:
         wanted = wanted_in(plan, stage)
         for w in wanted:
             w.dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = Store.of(self.settings.replica, litestream.env(), self.settings.check_timeout)
         started = time.monotonic()
-        record = self.record if self.record and self.record.parent.is_dir() else None
+        record = record if record is not None and record.parent.is_dir() else None
         with progress(wanted, record):
-            store.fetch(wanted, deadline, self.workers)
+            store.fetch(wanted, deadline)
         for w in wanted:
             w.dest.rename(w.dest.with_suffix(""))
         seconds = time.monotonic() - started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 
 from .drill import last_result, probe
@@ -21,6 +22,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     # anyway): accepted, as it always was.
     parser.add_argument("--json", action="store_true", help="(the output is JSON anyway)")
     parser.set_defaults(run=lambda host, opts: status(host))
+
+
+def restoring(path) -> dict | None:
+    """The start-up restore's progress, while the guard that writes it runs
+    (a record a killed guard left says nothing)."""
+    record = read_json(path)
+    if not record:
+        return None
+    try:
+        os.kill(int(record.get("pid", 0)), 0)
+    except (ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        pass  # it runs, as another user
+    return record if record.get("pid") else None
 
 
 def status(host: Host) -> None:
@@ -54,7 +70,7 @@ def status(host: Host) -> None:
         report["probe"] = f"error ({error})"
     report["restore_drill"] = last_result(host)
     # A restore fetching its files now: bytes fetched of the plan's.
-    report["restoring"] = read_json(state.restoring_path)
+    report["restoring"] = restoring(state.restoring_path)
     report["last_known"] = state.read_record()
     report["destination"] = host.destination
     report["replica_check"] = state.published()

@@ -7,6 +7,7 @@ copied), and fetching the files of a restore plan several at once
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import subprocess
@@ -104,39 +105,28 @@ class SftpStore(Store):
         return ("/" if absolute else "") + f"{self.path}/{relative}".lstrip("/")
 
     def start(self, batch: str, known_hosts: str, log) -> subprocess.Popen:
-        """sftp running the batch; what it says goes to `log`, a file (a
-        pipe left unread could fill and stop it while others are waited for)."""
+        """sftp running the batch file; what it says goes to `log`, a file
+        (a pipe left unread could fill and stop it while others run)."""
         host, _, port = str(self.replica["host"]).partition(":")
         key_type = str(self.replica["host-key"]).split()[0]
         if key_type == "ssh-rsa":  # SHA-1 signatures are refused by OpenSSH >= 8.8
             key_type = "rsa-sha2-512,rsa-sha2-256"
-        args = [
-            "sftp",
-            "-b",
-            "-",
-            "-q",
-            "-P",
-            port or "22",
-            "-o",
+        args = ["sftp", "-b", batch, "-q", "-P", port or "22", "-i", self.replica["key-path"]]
+        options = [
             f"HostKeyAlgorithms={key_type}",
-            "-i",
-            self.replica["key-path"],
-            "-o",
             f"UserKnownHostsFile={known_hosts}",
-            "-o",
             "StrictHostKeyChecking=yes",
-            "-o",
             "BatchMode=yes",
-            "-o",
             f"ConnectTimeout={int(self.timeout)}",
-            f"{self.replica['user']}@{host}",
+            # A session the network cut is given up within a minute.
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=4",
         ]
-        process = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True
+        args += [arg for option in options for arg in ("-o", option)]
+        args.append(f"{self.replica['user']}@{host}")
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True
         )
-        process.stdin.write(batch)
-        process.stdin.close()
-        return process
 
     @contextlib.contextmanager
     def known_hosts(self):
@@ -150,30 +140,39 @@ class SftpStore(Store):
             yield known.name
 
     def run(self, batches: list[str], deadline: float) -> list[subprocess.CompletedProcess]:
-        """The batches in sessions at once; each one's outcome."""
-        with self.known_hosts() as known, contextlib.ExitStack() as files:
-            logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in batches]
-            running = [self.start(b, known, log) for b, log in zip(batches, logs, strict=True)]
-            done = []
+        """The batches in sessions at once; each one's outcome, in order.
+        The first session to fail ends the others; none outlives the call."""
+        running: list[tuple[subprocess.Popen, object]] = []
+        with (
+            self.known_hosts() as known,
+            tempfile.TemporaryDirectory() as tmp,
+            contextlib.ExitStack() as files,
+        ):
             try:
-                for process, log in zip(running, logs, strict=True):
-                    left = max(1.0, deadline - time.monotonic())
-                    try:
-                        process.wait(timeout=left)
-                    except subprocess.TimeoutExpired:
-                        raise StoreUnreachable("sftp did not finish in the time left") from None
-                    log.seek(0)
-                    done.append(
-                        subprocess.CompletedProcess(
-                            process.args, process.returncode, "", log.read()
-                        )
-                    )
+                for n, batch in enumerate(batches):
+                    path = Path(tmp) / f"batch-{n}"
+                    path.write_text(batch)
+                    log = files.enter_context(tempfile.TemporaryFile("w+"))
+                    running.append((self.start(str(path), known, log), log))
+                while True:
+                    states = [process.poll() for process, _ in running]
+                    if all(state is not None for state in states) or any(states):
+                        break
+                    if time.monotonic() > deadline:
+                        raise StoreUnreachable("sftp did not finish in the time left")
+                    time.sleep(0.05)
             finally:
-                for process in running:
+                for process, _ in running:
                     if process.poll() is None:
                         process.kill()
                         process.wait()
-        return done
+            done = []
+            for process, log in running:
+                log.seek(0)
+                done.append(
+                    subprocess.CompletedProcess(process.args, process.returncode, "", log.read())
+                )
+            return done
 
     def move_aside(self, stamp: str) -> str:
         aside = self.remote(f"aside-{stamp}")
@@ -190,12 +189,14 @@ class SftpStore(Store):
             "".join(f'get "{self.remote(f"ltx/{w.level}/{w.name}")}" "{w.dest}"\n' for w in group)
             for group in groups
         ]
-        for out in self.run(batches, deadline):
-            if out.returncode != 0:
-                text = said(out)
-                if "not found" in text or "No such file" in text:
-                    raise FileGone(f"a file of the plan is gone from the store: {text}")
-                raise StoreUnreachable(f"sftp could not fetch the plan's files: {text}")
+        outs = self.run(batches, deadline)
+        # A session that failed says why; the ones it ended were killed (< 0).
+        failed = [o for o in outs if o.returncode > 0] or [o for o in outs if o.returncode]
+        if failed:
+            text = said(failed[0])
+            if "not found" in text or "No such file" in text:
+                raise FileGone(f"a file of the plan is gone from the store: {text}")
+            raise StoreUnreachable(f"sftp could not fetch the plan's files: {text}")
         check_sizes(wanted)
 
 
@@ -229,8 +230,9 @@ class S3Store(Store):
             raise StoreUnreachable(
                 f"S3 {method} {path}: HTTP {error.code} {error.read()[:300]!r}"
             ) from None
-        except OSError as error:
-            raise StoreUnreachable(f"S3 {method} {path}: {error}") from None
+        except (OSError, http.client.HTTPException) as error:
+            # A connection closed mid-answer is http.client's IncompleteRead.
+            raise StoreUnreachable(f"S3 {method} {path}: {error!r}") from None
 
     def keys(self, prefix: str) -> list[str]:
         found: list[str] = []
@@ -267,7 +269,8 @@ class S3Store(Store):
     CHUNK = 8 << 20
 
     def key_of(self, level: int, name: str) -> str:
-        return f"{str(self.replica.get('path', '')).rstrip('/')}/{level:04x}/{name}"
+        # Litestream's S3 layout: its path as given, then the level.
+        return f"{self.replica.get('path', '')}/{level:04x}/{name}"
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes start..end (inclusive) of an object."""
@@ -293,10 +296,12 @@ class S3Store(Store):
             w, start, end = job
             if time.monotonic() > deadline:
                 raise StoreUnreachable("the fetch did not finish in the time left")
-            data = self.get_range(self.key_of(w.level, w.name), start, end)
+            data = memoryview(self.get_range(self.key_of(w.level, w.name), start, end))
             fd = os.open(w.dest, os.O_WRONLY)
             try:
-                os.pwrite(fd, data, start)
+                while data:  # a short write (a full disk) is an OSError next round
+                    written = os.pwrite(fd, data, start)
+                    data, start = data[written:], start + written
             finally:
                 os.close(fd)
 
