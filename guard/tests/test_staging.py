@@ -100,6 +100,13 @@ def test_a_missing_database_is_restored_from_the_fetched_plan(remote, capsys):
     assert "fetched the plan's 2 files" in out and "Restored" in out
 
 
+def test_stages_a_crash_left_are_removed_before_a_restore(remote):
+    for name in (".counter.db.stage", ".counter.db.restore-20261206T000000Z.stage"):
+        (remote.db.parent / name / "ltx").mkdir(parents=True)
+    start(remote.host())
+    assert sorted(p.name for p in remote.db.parent.iterdir()) == ["counter.db"]
+
+
 def test_a_store_that_cannot_be_fetched_from_falls_back_to_litestreams_own_restore(remote, capsys):
     remote.flag("store_down")
     start(remote.host())

@@ -38,8 +38,10 @@ def stage_dir(db: Path) -> Path:
 
 def stale_files(db: Path) -> list[Path]:
     """What belongs to a database besides its file: side files, Litestream's
-    local state, a restore's stage left by a crash."""
-    return [*side_files(db), metadata_dir(db), stage_dir(db)]
+    local state, the stages of restores a crash left (its own, and those of
+    copies restored beside it: `.<db>.restore-<time>.stage`)."""
+    stages = sorted(db.parent.glob(f".{db.name}*.stage")) if db.parent.is_dir() else []
+    return [*side_files(db), metadata_dir(db), *stages]
 
 
 def remove_stale(db: Path) -> None:
