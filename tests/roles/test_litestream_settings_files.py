@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from ansible_plugin import ROLES, run_module
+from ansible_plugin import ROLES, load, run_module
 
 MODULE = ROLES / "litestream" / "library" / "litestream_settings_files.py"
 
@@ -34,12 +34,12 @@ def files(tmp_path, config: str = "dbs: []\n", env: str | None = "KEY='x'\n") ->
             {
                 "name": "litestream.env",
                 "path": str(tmp_path / "litestream.env"),
-                "content": env,
                 "owner": "root",
                 "group": "root",
                 "mode": "0600",
             }
         ],
+        "secrets": {} if env is None else {"litestream.env": env},
     }
 
 
@@ -71,6 +71,7 @@ def test_new_settings_are_staged_whole_then_put_in_place(tmp_path):
     }
     assert not (tmp_path / "litestream.yml").exists(), "nothing live before the check"
     assert placed(args, ["litestream.yml", "litestream.env"])["changed"]
+    assert not stage.exists(), "no copy of a secret stays in the stage"
     assert (tmp_path / "litestream.yml").read_text() == "dbs: []\n"
     assert mode(tmp_path / "litestream.yml") == 0o640
     assert mode(tmp_path / "litestream.env") == 0o600
@@ -107,6 +108,7 @@ def test_a_secret_no_longer_given_is_removed(tmp_path):
     args = files(tmp_path)
     staged(args)
     placed(args, ["litestream.yml", "litestream.env"])
+    (tmp_path / "staged").mkdir(mode=0o700)
     (tmp_path / "staged" / "sftp_ed25519").write_text("a key of an earlier set\n")
     args = files(tmp_path, env=None)
     assert staged(args)["content_changed"] == ["litestream.env"]
@@ -125,3 +127,37 @@ def test_a_configuration_its_validator_refuses_stops_the_deploy(tmp_path):
     result = staged(args)
     assert result.get("failed") and "bad config" in result["msg"]
     assert not (tmp_path / "litestream.yml").exists()
+
+
+def test_secrets_never_reach_the_hosts_log(tmp_path, monkeypatch, capsys):
+    """What AnsibleModule logs of its arguments (the host's journal) masks
+    the secrets (the module run in this process, its log captured)."""
+    import json
+
+    from ansible.module_utils import basic
+
+    module = load(MODULE)
+    logged = []
+    monkeypatch.setattr(basic.AnsibleModule, "log", lambda self, msg, **kw: logged.append(msg))
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH\n"
+    args = files(tmp_path, env="LITESTREAM_SECRET_ACCESS_KEY='very-secret-value'\n")
+    args["secret_files"].append(
+        {
+            "name": "sftp_ed25519",
+            "path": str(tmp_path / "k"),
+            "owner": "root",
+            "group": "root",
+            "mode": "0600",
+        }
+    )
+    args["secrets"]["sftp_ed25519"] = key
+    payload = {"ANSIBLE_MODULE_ARGS": dict(args, state="staged")}
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    with pytest.raises(SystemExit):
+        module.main()
+    out = capsys.readouterr().out
+    assert logged and "Invoked with" in logged[0]
+    for text in (logged[0], out):
+        assert "very-secret-value" not in text and "b3BlbnNzaC1rZXktdjEAAAAA" not in text
+    assert json.loads(out)["content_changed"]

@@ -7,6 +7,7 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
 import subprocess
 import tempfile
 
@@ -31,13 +32,14 @@ description:
     command on the staged copy. Files whose only difference is their owner,
     group or mode are reported apart: they need no check.
   - >-
-    With O(state=placed), puts the staged copies of O(names) in place (owner,
-    group, mode as wanted; atomically), or removes the live file of one whose
+    With O(state=placed), writes O(names) in place with their wanted content
+    (the bytes that were staged and checked; owner, group, mode as wanted;
+    atomically, the directory synced), or removes the live file of one whose
     content is V(null); a file whose content matches already gets its owner,
-    group and mode set.
+    group and mode set. Secrets first. Then removes the stage.
   - >-
-    O(secret_files) are like O(files), but their content is never returned
-    nor shown in a diff (no_log).
+    O(secret_files) are like O(files), but their content comes from
+    O(secrets), a dict that is never logged, returned nor shown in a diff.
 options:
   state:
     description: V(staged) to compare and stage, V(placed) to put in place.
@@ -80,10 +82,15 @@ options:
         type: list
         elements: str
   secret_files:
-    description: Like O(files); their content is never shown (no_log).
+    description: Like O(files), without C(content) (it is in O(secrets)).
     type: list
     elements: dict
     default: []
+  secrets:
+    description: The secret files' contents, by name (no_log); a name that
+      is not there, or V(null), means the file must not exist.
+    type: dict
+    default: {}
   names:
     description: With O(state=placed), the names of the files to put in place.
     type: list
@@ -156,8 +163,7 @@ def compare(item: dict) -> tuple[bool, bool]:
     if live is None or _digest(live) != _digest(wanted.encode()):
         return True, False
     st = os.stat(item["path"])
-    attrs = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
-    return False, attrs != (_uid(item["owner"]), _gid(item["group"]), int(item["mode"], 8))
+    return False, (st.st_uid, st.st_gid, st.st_mode & 0o7777) != item["ids"]
 
 
 def write(path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
@@ -176,6 +182,11 @@ def write(path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fd = os.open(directory, os.O_RDONLY)  # the rename itself on disk
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def staged_path(stage_dir: str, item: dict) -> str:
@@ -210,14 +221,15 @@ def stage(module: AnsibleModule, stage_dir: str, items: list[dict]) -> None:
 
 
 def place(item: dict) -> None:
-    """The live file as wanted (the bytes the stage held and the store
-    check accepted), or removed."""
+    """The live file as wanted, or removed. Written from the wanted content:
+    the same bytes the stage held when the store check accepted them (the
+    controller renders the same settings the same way)."""
     path = item["path"]
     if item.get("content") is None:
         if os.path.exists(path):
             os.unlink(path)
         return
-    uid, gid, mode = _uid(item["owner"]), _gid(item["group"]), int(item["mode"], 8)
+    uid, gid, mode = item["ids"]
     wanted = item["content"].encode()
     if _read(path) == wanted:
         os.chown(path, uid, gid)
@@ -227,48 +239,65 @@ def place(item: dict) -> None:
 
 
 def main() -> None:
-    def spec_files(secret: bool) -> dict:
+    def spec_files(content: bool) -> dict:
         options = {
             "name": {"type": "str", "required": True},
             "path": {"type": "str", "default": ""},
-            "content": {"type": "str", "no_log": secret},
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "mode": {"type": "str"},
             "validate": {"type": "list", "elements": "str"},
         }
+        if content:
+            options["content"] = {"type": "str"}
         return {"type": "list", "elements": "dict", "default": [], "options": options}
 
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["staged", "placed"], "required": True},
             "stage_dir": {"type": "path", "required": True},
-            "files": spec_files(secret=False),
-            "secret_files": spec_files(secret=True),
+            "files": spec_files(content=True),
+            "secret_files": spec_files(content=False),
+            # Top-level and no_log as a whole: Ansible's logging of a
+            # module's arguments (the host's journal) masks it entirely.
+            "secrets": {"type": "dict", "default": {}, "no_log": True},
             "names": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
     secret_names = {item["name"] for item in p["secret_files"]}
-    items = [*p["files"], *p["secret_files"]]
+    secrets = [dict(item, content=p["secrets"].get(item["name"])) for item in p["secret_files"]]
+    # Secrets first: a placement that stops midway leaves no new
+    # configuration beside old secrets.
+    items = [*secrets, *p["files"]]
     by_name = {item["name"]: item for item in items}
     if len(by_name) != len(items):
         module.fail_json(msg="two files with one name")
+    unknown = sorted(set(p["secrets"]) - secret_names)
+    if unknown:
+        module.fail_json(msg=f"secrets for no file of secret_files: {', '.join(unknown)}")
     for item in items:
         if item.get("path") and item.get("content") is not None:
             missing = [k for k in ("owner", "group", "mode") if not item.get(k)]
             if missing:
                 module.fail_json(msg=f"{item['name']}: no {', '.join(missing)}")
+            try:
+                item["ids"] = (_uid(item["owner"]), _gid(item["group"]), int(item["mode"], 8))
+            except (KeyError, ValueError) as error:
+                module.fail_json(msg=f"{item['name']}: {error}")
 
     if p["state"] == "placed":
         unknown = sorted(set(p["names"]) - set(by_name))
         if unknown:
             module.fail_json(msg=f"no such file in the set: {', '.join(unknown)}")
-        chosen = [by_name[name] for name in p["names"] if by_name[name].get("path")]
+        chosen = [item for item in items if item["name"] in p["names"] and item.get("path")]
         if not module.check_mode:
             for item in chosen:
                 place(item)
+            # Nothing reads the stage once its files are live: no copy of
+            # a secret stays there.
+            shutil.rmtree(p["stage_dir"], ignore_errors=True)
         module.exit_json(changed=bool(chosen), content_changed=[], attributes_changed=[])
 
     content_changed, attributes_changed, diffs = [], [], []
