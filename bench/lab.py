@@ -47,12 +47,6 @@ def sh(
     return run(args, timeout=timeout, check=check, input=stdin).stdout
 
 
-def shlex_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
 def py(
     host: str, code: str, *args: str, python: str = "/usr/bin/python3", timeout: float = 600
 ) -> str:

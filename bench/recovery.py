@@ -10,6 +10,7 @@ purpose (0.2 s, 0.4 s, ... up to litestream_restart_max_sec)."""
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -163,10 +164,10 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
     data = settings.db.rsplit("/", 1)[0]
 
     def as_app(code: str, *args: str, timeout: float = 900) -> str:
-        quoted = " ".join(lab.shlex_quote(a) for a in args)
+        quoted = " ".join(shlex.quote(a) for a in args)
         return lab.sh(
             host,
-            f"runuser -u {user} -- {settings.venv_python} -c {lab.shlex_quote(code)} {quoted}",
+            f"runuser -u {user} -- {settings.venv_python} -c {shlex.quote(code)} {quoted}",
             timeout=timeout,
         )
 
