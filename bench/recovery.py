@@ -191,13 +191,21 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
         lab.sh(host, f"systemctl stop {settings.app_unit} {settings.litestream_unit}")
         lab.sh(host, f"find {data} -mindepth 1 -delete")
         since = lab.sh(host, "date '+%Y-%m-%d %H:%M:%S'").strip()
+        show_status = f"systemctl show -p StatusText --value {settings.litestream_unit}"
         lab.run(["docker", "stop", host])  # the old host's shutdown is not timed
         start = time.monotonic()
         lab.run(["docker", "start", host])
         lab.host_pid.cache_clear()
         answers: dict[str, float] = {}  # what /healthz said, first seen when
+        unit_said: dict[str, float] = {}  # Litestream's unit status line (systemctl status)
+        asked = [0.0]
 
         def ready() -> bool:
+            if time.monotonic() - asked[0] >= 1:  # once a second: a docker exec each
+                asked[0] = time.monotonic()
+                line = lab.sh(host, show_status, check=False).strip()
+                if line:
+                    unit_said.setdefault(line, time.monotonic() - start)
             status, body = lab.visit(host, settings.port, "/healthz")
             if status:
                 answers.setdefault(f"{status} {body.strip()[:120]}", time.monotonic() - start)
@@ -218,6 +226,8 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
         "reboot_to_serving_s": round(rto_s, 1),
         # Each answer /healthz gave, and when it first gave it (s after boot).
         "healthz_said": {text: round(t, 1) for text, t in answers.items()},
+        # What `systemctl status` showed as the unit's status meanwhile.
+        "unit_status_said": {text: round(t, 1) for text, t in unit_said.items()},
         "count_before": count,
         "count_restored": restored,
         "restore_said": fetched[-3:],

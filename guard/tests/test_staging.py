@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from conftest import executable, refused
-from litestream_guard import pitr, staging, status
+from litestream_guard import pitr, staging, status, systemd
 from litestream_guard.lifecycle import start
 from litestream_guard.pitr import Target
 from litestream_guard.staging import Plan, progress, wanted_in
@@ -39,6 +40,13 @@ while read -r cmd remote local; do
 done < "$batch"
 """
 
+
+def LTX_HEADER(page_size: int, pages: int) -> bytes:
+    return (
+        b"LTX1" + (0).to_bytes(4, "big") + page_size.to_bytes(4, "big") + pages.to_bytes(4, "big")
+    )
+
+
 SNAPSHOT = "0000000000000001-0000000000000005.ltx"
 INCREMENT = "0000000000000006-0000000000000007.ltx"
 
@@ -58,7 +66,9 @@ def remote(world, monkeypatch):
         "host-key": "ssh-ed25519 AAAAC3Nza",
     }
     store = world.bin / "store" / "upload" / "host" / "ltx"
-    contents = {(9, SNAPSHOT): b"s" * 3000, (0, INCREMENT): b"i" * 200}
+    # The last file's header says the database is 3 pages of 4096 bytes.
+    increment = LTX_HEADER(4096, 3).ljust(200, b"i")
+    contents = {(9, SNAPSHOT): b"s" * 3000, (0, INCREMENT): increment}
     for (level, name), data in contents.items():
         (store / str(level)).mkdir(parents=True, exist_ok=True)
         (store / str(level) / name).write_bytes(data)
@@ -192,23 +202,53 @@ def test_files_are_shared_out_by_size(tmp_path):
     assert len(balanced(wanted[:1], 4)) == 1, "no empty session"
 
 
-def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys):
+def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys, monkeypatch):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's notify socket
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     plan = Plan("07", ((9, SNAPSHOT, 8192), (0, INCREMENT, 4096)))
     wanted = wanted_in(plan, tmp_path)
     for w in wanted:
         w.dest.parent.mkdir(parents=True, exist_ok=True)
     wanted[0].dest.write_bytes(os.urandom(8192))
     record = tmp_path / "restoring.json"
-    with progress(wanted, record, every=0.05):
+    what = "of the plan's 2 files"
+    with progress("fetched", plan.size, lambda: staging.fetched_bytes(wanted), what, record, 0.05):
         threading.Event().wait(0.2)
-        assert json.loads(record.read_text())["fetched"] == 8192
-        assert json.loads(record.read_text())["total"] == 8192 + 4096
-    assert not record.exists(), "removed once the fetch is over"
+        now = json.loads(record.read_text())
+        assert (now["phase"], now["done"], now["total"]) == ("fetched", 8192, 8192 + 4096)
+        assert now["pid"] == os.getpid()
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("restoring: fetched 0 / 0 MiB of the plan's 2 files"), line
+    said = listener.recv(4096).decode()
+    assert said.startswith("STATUS=restoring: fetched 0 / 0 MiB of the plan's 2 files"), said
     assert staging.fetched_bytes(wanted) == 8192
     wanted[1].dest.with_suffix("").write_bytes(os.urandom(4096))  # one renamed whole
     assert staging.fetched_bytes(wanted) == 8192 + 4096
+
+
+def test_the_database_applied_is_measured_against_the_plans_last_header(tmp_path):
+    plan = Plan("07", ((9, SNAPSHOT, 3000), (0, INCREMENT, 200)))
+    (tmp_path / "ltx" / "0").mkdir(parents=True)
+    assert staging.database_size(plan, tmp_path) == 0, "no file: no size"
+    (tmp_path / "ltx" / "0" / INCREMENT).write_bytes(b"not an LTX file at all")
+    assert staging.database_size(plan, tmp_path) == 0, "not LTX: no size"
+    (tmp_path / "ltx" / "0" / INCREMENT).write_bytes(LTX_HEADER(4096, 262144).ljust(100, b"\0"))
+    assert staging.database_size(plan, tmp_path) == 1 << 30
+    out = tmp_path / "copy.db"
+    assert staging.output_bytes(out) == 0
+    out.with_name("copy.db.tmp").write_bytes(b"x" * 4096)
+    assert staging.output_bytes(out) == 4096, "written so far"
+    out.with_name("copy.db.tmp").rename(out)
+    assert staging.output_bytes(out) == 4096, "renamed at the end"
+
+
+def test_no_notify_socket_no_status(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    systemd.notify_status("restoring")  # outside systemd: nothing, no error
+    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/notify")
+    systemd.notify_status("restoring")  # systemd gone: nothing, no error
 
 
 class _S3(BaseHTTPRequestHandler):
@@ -335,17 +375,27 @@ def test_a_relative_output_is_staged_beside_it(remote, monkeypatch, tmp_path):
 
 def test_the_start_up_restore_alone_keeps_its_progress_for_status(remote, monkeypatch):
     seen = []
-    monkeypatch.setattr(
-        staging, "progress", lambda wanted, record: seen.append(record) or contextlib.nullcontext()
-    )
+
+    def progress(phase, total, done, what, record=None):
+        seen.append((phase, total, record))
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(staging, "progress", progress)
     start(remote.host())
     remote.host().litestream.restore(output=remote.tmp / "copy.db", timeout=30)
-    assert seen == [remote.state / "restoring.json", None]
+    record = remote.state / "restoring.json"
+    assert seen == [
+        ("fetched", 3200, record),
+        ("applied", 3 * 4096, record),
+        ("fetched", 3200, None),
+        ("applied", 3 * 4096, None),
+    ]
+    assert not record.exists()
 
 
 def test_a_progress_record_left_by_a_killed_guard_says_nothing(remote):
     record = remote.state / "restoring.json"
-    record.write_text(json.dumps({"pid": os.getpid(), "fetched": 1, "total": 2}))
-    assert status.restoring(record)["fetched"] == 1
-    record.write_text(json.dumps({"pid": 2**22 + 12345, "fetched": 1, "total": 2}))
+    record.write_text(json.dumps({"pid": os.getpid(), "done": 1, "total": 2}))
+    assert status.restoring(record)["done"] == 1
+    record.write_text(json.dumps({"pid": 2**22 + 12345, "done": 1, "total": 2}))
     assert status.restoring(record) is None

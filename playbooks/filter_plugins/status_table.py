@@ -69,10 +69,12 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
     restoring = guard.get("restoring")
     if restoring:
         # The app waits for the restore: no /healthz to ask meanwhile.
-        mib = f"{restoring.get('fetched', 0) / 2**20:.0f} / {restoring.get('total', 0) / 2**20:.0f}"
+        # Two steps: the plan's files fetched, then the database applied.
+        mib = f"{restoring.get('done', 0) / 2**20:.0f} / {restoring.get('total', 0) / 2**20:.0f}"
         ready_cell = f"restoring: {mib} MiB"
         eta = restoring.get("eta_seconds")
-        notes.append(f"restoring: fetched {mib} MiB" + (f", about {eta} s left" if eta else ""))
+        step = restoring.get("phase", "fetched")
+        notes.append(f"restoring: {step} {mib} MiB" + (f", about {eta} s left" if eta else ""))
     elif status != 200:
         ready_cell = f"NO ({status})"
         notes.append(f"readiness: {ready.get('body', '')}")

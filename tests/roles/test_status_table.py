@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_plugin import ROLES, load
 
 status_table = load(ROLES.parent / "playbooks" / "filter_plugins" / "status_table.py").status_table
@@ -13,7 +15,8 @@ UNITS = {
 }
 
 
-def test_a_host_restoring_says_how_far_its_fetch_is():
+@pytest.mark.parametrize("phase", ["fetched", "applied"])
+def test_a_host_restoring_says_how_far_its_restore_is(phase):
     report = {
         "units": UNITS,
         "guard": {
@@ -22,14 +25,19 @@ def test_a_host_restoring_says_how_far_its_fetch_is():
             "replica_txid": 42,
             "store_reachable": True,
             "litestream": {"error": "connection refused"},
-            "restoring": {"fetched": 430 << 20, "total": 1024 << 20, "eta_seconds": 7},
+            "restoring": {
+                "phase": phase,
+                "done": 430 << 20,
+                "total": 1024 << 20,
+                "eta_seconds": 7,
+            },
         },
         "readiness": {"status": 0, "body": "connection refused"},
     }
     table = status_table({"web1": report})
     (row,) = [line for line in table.splitlines() if line.startswith("web1 ")]
     assert "restoring: 430 / 1024 MiB" in row
-    assert "web1: restoring: fetched 430 / 1024 MiB, about 7 s left" in table
+    assert f"web1: restoring: {phase} 430 / 1024 MiB, about 7 s left" in table
     assert "readiness:" not in table, "not 'not ready': restoring"
 
 

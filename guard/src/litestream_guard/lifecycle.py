@@ -60,6 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def start(host: Host) -> None:
+    systemd.notify_status("")  # what an earlier start showed
     back_off(host)
     if host.db.exists():
         say("Database already exists, skipping restore")
@@ -131,6 +132,7 @@ def restore_missing(host: Host) -> None:
         raise Refused(f"Restore failed ({said}): not starting on an empty database, will retry")
     share(db)
     say(f"Restored {db} from the replica (TXID {txid}, integrity check: {mode})")
+    systemd.notify_status(f"Restored from the replica at this start (TXID {txid})")
     host.state.write_record(txid, "restored")
 
 

@@ -28,12 +28,15 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import systemd
 from .dbfiles import stage_dir
 from .errors import Refused, StoreUnreachable
 from .litestream import Litestream, json_in
@@ -110,36 +113,72 @@ def fetched_bytes(wanted: list[Wanted]) -> int:
     return total
 
 
+def output_bytes(output: Path) -> int:
+    """Bytes Litestream has written of the database so far (OUT.tmp, then
+    OUT once it was renamed)."""
+    for path in (output.with_name(output.name + ".tmp"), output):
+        with contextlib.suppress(FileNotFoundError):
+            return path.stat().st_size
+    return 0
+
+
+def database_size(plan: Plan, stage: Path) -> int:
+    """The restored database's size: the header of the plan's last file
+    (LTX: "LTX1", flags, page size, then the database's size in pages, all
+    big-endian); 0 when it cannot be read."""
+    level, name, _ = plan.files[-1]
+    try:
+        with open(stage / "ltx" / str(level) / name, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return 0
+    if len(head) < 16 or head[:4] != b"LTX1":
+        return 0
+    page_size, pages = struct.unpack(">II", head[8:16])
+    return page_size * pages
+
+
 @contextlib.contextmanager
-def progress(wanted: list[Wanted], record: Path | None = None, every: float = 5.0):
-    """Lines for the journal while the files come (bytes of the plan, rate,
-    time left), and the same in `record` (JSON, for `status`), removed after."""
-    total = sum(w.size for w in wanted)
+def progress(
+    phase: str,
+    total: int,
+    done: Callable[[], int],
+    what: str,
+    record: Path | None = None,
+    every: float = 5.0,
+):
+    """While a step of a restore lasts (`phase`: "fetched" or "applied"): a
+    journal line every `every` seconds (bytes done of `total`, rate, time
+    left) and, for the start-up restore (`record`), the same in `record`
+    (JSON, for `status`) and as the unit's status line in systemd."""
     started = time.monotonic()
     stop = threading.Event()
 
     def report(say_it: bool) -> None:
-        got = fetched_bytes(wanted)
+        got = min(done(), total)
         rate = got / max(time.monotonic() - started, 1e-3)
         eta = (total - got) / rate if rate > 0 else None
+        left = f", about {eta:.0f} s left" if eta is not None else ""
+        line = (
+            f"restoring: {phase} {got / MIB:.0f} / {total / MIB:.0f} MiB {what}, "
+            f"{rate / MIB:.1f} MiB/s{left}"
+        )
         if say_it:
-            left = f", about {eta:.0f} s left" if eta is not None else ""
-            say(
-                f"restoring: fetched {got / MIB:.0f} / {total / MIB:.0f} MiB of the plan's "
-                f"{len(wanted)} files, {rate / MIB:.1f} MiB/s{left}"
-            )
+            say(line)
         if record is not None:
             now = {
                 "pid": os.getpid(),
-                "fetched": got,
+                "phase": phase,
+                "done": got,
                 "total": total,
-                "files": len(wanted),
                 "rate": round(rate),
+                "eta_seconds": eta and round(eta),
             }
             with contextlib.suppress(OSError):
                 tmp = record.with_name(record.name + ".tmp")
-                tmp.write_text(json.dumps(now | {"eta_seconds": eta and round(eta)}))
+                tmp.write_text(json.dumps(now))
                 os.replace(tmp, record)
+            systemd.notify_status(line)
 
     def reports() -> None:
         while not stop.wait(every):
@@ -153,8 +192,6 @@ def progress(wanted: list[Wanted], record: Path | None = None, every: float = 5.
     finally:
         stop.set()
         thread.join()
-        if record is not None:
-            record.unlink(missing_ok=True)
 
 
 class Stager:
@@ -195,6 +232,8 @@ class Stager:
 
         def own(why: str = "") -> subprocess.CompletedProcess:
             shutil.rmtree(stage, ignore_errors=True)
+            if report_progress and self.record is not None:
+                self.record.unlink(missing_ok=True)  # no figures for Litestream's own
             if why:
                 warn(f"{why}: Litestream restores straight from the store (slower)")
             return litestream.restore_from_store(
@@ -211,37 +250,50 @@ class Stager:
         if not _PLAIN_PATH.fullmatch(str(stage)):
             # Litestream reads a file:// URL without unescaping it.
             return own(f"The stage's path {stage} does not fit in a file:// URL")
-        for _ in range(3):
-            planned = litestream.restore_from_store(
-                dry_run=True, json_output=True, target=target, timeout=left(deadline)
-            )
-            if planned.returncode != 0:
-                return own()
-            try:
-                plan = Plan.of(planned.stdout)
-            except (Refused, ValueError, KeyError) as error:
-                return own(f"Litestream's restore plan could not be read ({error})")
-            if not plan.files:
-                return own()
-            shutil.rmtree(stage, ignore_errors=True)  # one a crash left
-            short = space_short(plan, out_path.parent)
-            if short:
-                return own(short)
-            record = self.record if report_progress else None
-            try:
-                self.fetch(litestream, plan, stage, start + FETCH_SHARE * timeout, record)
-            except FileGone as error:
-                say(f"{error}: planning again")
-                continue
-            except (StoreUnreachable, OSError) as error:
-                return own(f"Fetching the plan's files failed ({error})")
-            try:
-                return self.restore_staged(
-                    litestream, plan, stage, out_path, integrity_check, json_output, deadline
+        try:
+            for _ in range(3):
+                planned = litestream.restore_from_store(
+                    dry_run=True, json_output=True, target=target, timeout=left(deadline)
                 )
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
-        return own("The store's files kept changing under the plan")
+                if planned.returncode != 0:
+                    return own()
+                try:
+                    plan = Plan.of(planned.stdout)
+                except (Refused, ValueError, KeyError) as error:
+                    return own(f"Litestream's restore plan could not be read ({error})")
+                if not plan.files:
+                    return own()
+                shutil.rmtree(stage, ignore_errors=True)  # one a crash left
+                short = space_short(plan, out_path.parent)
+                if short:
+                    return own(short)
+                record = self.record if report_progress else None
+                if record is not None and not record.parent.is_dir():
+                    record = None
+                try:
+                    self.fetch(litestream, plan, stage, start + FETCH_SHARE * timeout, record)
+                except FileGone as error:
+                    say(f"{error}: planning again")
+                    continue
+                except (StoreUnreachable, OSError) as error:
+                    return own(f"Fetching the plan's files failed ({error})")
+                try:
+                    return self.restore_staged(
+                        litestream,
+                        plan,
+                        stage,
+                        out_path,
+                        integrity_check,
+                        json_output,
+                        deadline,
+                        record,
+                    )
+                finally:
+                    shutil.rmtree(stage, ignore_errors=True)
+            return own("The store's files kept changing under the plan")
+        finally:
+            if report_progress and self.record is not None:
+                self.record.unlink(missing_ok=True)  # the progress of this restore
 
     def fetch(
         self,
@@ -256,8 +308,8 @@ class Stager:
             w.dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = Store.of(self.settings.replica, litestream.env(), self.settings.check_timeout)
         started = time.monotonic()
-        record = record if record is not None and record.parent.is_dir() else None
-        with progress(wanted, record):
+        what = f"of the plan's {len(wanted)} files"
+        with progress("fetched", plan.size, lambda: fetched_bytes(wanted), what, record):
             store.fetch(wanted, deadline)
         for w in wanted:
             w.dest.rename(w.dest.with_suffix(""))
@@ -276,6 +328,7 @@ class Stager:
         integrity_check: str,
         json_output: bool,
         deadline: float,
+        record: Path | None = None,
     ) -> subprocess.CompletedProcess:
         args = ["restore", *(["-json"] if json_output else []), "-txid", plan.max_txid]
         if integrity_check:
@@ -283,8 +336,15 @@ class Stager:
         args += ["-o", str(output), f"file://{stage}"]
         out = None
         started = time.monotonic()
+        size = database_size(plan, stage)
+        watch = (
+            progress("applied", size, lambda: output_bytes(output), "of the database", record)
+            if size
+            else contextlib.nullcontext()
+        )
         try:
-            out = litestream.run(*args, timeout=left(deadline))
+            with watch:
+                out = litestream.run(*args, timeout=left(deadline))
         finally:
             if out is None or out.returncode != 0:
                 output.with_name(output.name + ".tmp").unlink(missing_ok=True)

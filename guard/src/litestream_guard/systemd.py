@@ -3,6 +3,9 @@ the app's."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import subprocess
 
 from .errors import Refused
@@ -65,3 +68,18 @@ def main_pid(unit: str) -> int:
 
 def stop_no_block(unit: str) -> None:
     subprocess.run([SYSTEMCTL, "stop", "--no-block", unit], check=True)
+
+
+def notify_status(text: str) -> None:
+    """Show `text` as the unit's status line (`systemctl status`: "Status:")
+    while it starts. systemd listens only when the unit says NotifyAccess=all
+    (litestream.service does); elsewhere (a shell, a test) this does nothing."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    message = "STATUS=" + " ".join(text.split())
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())

@@ -34,6 +34,9 @@ def test_lost_database_is_restored_to_the_exact_count(app):
     assert RESTORING in said
     assert "fetched the plan's" in said, "the guard fetched the plan's files itself"
     assert visit(app) == count + 1
+    # What `systemctl status` shows after the restore (during it: its progress).
+    status = app.check_output(f"systemctl show -p StatusText --value {LITESTREAM_UNIT}")
+    assert status.startswith("Restored from the replica at this start (TXID "), status
 
 
 def test_a_staged_restore_is_byte_identical_to_litestreams_own(app):
