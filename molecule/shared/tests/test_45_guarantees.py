@@ -95,13 +95,7 @@ def test_damaged_replica_fails_closed(app, storage, replica_kind):
         assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
         assert not app.file(DB).exists
     finally:
-        # Repair as an operator who gives the damaged replica up would: an
-        # empty path is "no backup yet"; the host starts over.
-        app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
-        delete_replica_objects(app, storage, replica_kind, ".")
-        app.check_output(f"systemctl start {APP_UNIT}")
-    wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
-    assert visit(app) == 1
+        _give_the_replica_up(app, storage, replica_kind)
 
 
 # The plan's snapshot (level 9, from TXID 1) in either store's layout.
@@ -128,11 +122,7 @@ def test_a_damaged_file_of_the_plan_is_fetched_then_refused(app, storage, replic
         assert get(app, "/")["status"] == 0, "the app must not start on an empty database"
         assert app.check_output("ls -A %s", DATA) == "", "no .tmp, no stage left behind"
     finally:
-        app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
-        delete_replica_objects(app, storage, replica_kind, ".")
-        app.check_output(f"systemctl start {APP_UNIT}")
-    wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
-    assert visit(app) == 1
+        _give_the_replica_up(app, storage, replica_kind)
 
 
 def test_the_app_comes_back_after_any_exit_but_a_stop(app, figures):
@@ -236,3 +226,13 @@ def test_a_store_outage_is_not_an_app_outage(app, storage, figures):
     )
     assert back
     wait_until(lambda: healthy(app), timeout=30, what="ready again")
+
+
+def _give_the_replica_up(app, storage, replica_kind) -> None:
+    """Repair as an operator who gives a damaged replica up would: an empty
+    path is "no backup yet"; the host starts over on a new database."""
+    app.check_output(f"systemctl stop {APP_UNIT} {LITESTREAM_UNIT}")
+    delete_replica_objects(app, storage, replica_kind, ".")
+    app.check_output(f"systemctl start {APP_UNIT}")
+    wait_until(lambda: healthy(app), timeout=60, what="healthy on a new database")
+    assert visit(app) == 1
