@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import socket
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -202,11 +203,31 @@ def test_files_are_shared_out_by_size(tmp_path):
     assert len(balanced(wanted[:1], 4)) == 1, "no empty session"
 
 
-def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys, monkeypatch):
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's notify socket
-    listener.bind(str(tmp_path / "notify"))
-    listener.settimeout(5)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+@pytest.fixture
+def notified(monkeypatch):
+    """systemd's notify socket (NOTIFY_SOCKET) stood in for: a function that
+    returns the messages sent to it so far."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as short:  # a socket path is short
+        path = os.path.join(short, "notify")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(path)
+        listener.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+
+        def messages() -> list[str]:
+            got = []
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    got.append(listener.recv(4096).decode())
+            return got
+
+        try:
+            yield messages
+        finally:
+            listener.close()
+
+
+def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys, notified):
     plan = Plan("07", ((9, SNAPSHOT, 8192), (0, INCREMENT, 4096)))
     wanted = wanted_in(plan, tmp_path)
     for w in wanted:
@@ -221,8 +242,9 @@ def test_progress_says_how_much_of_the_plan_came(tmp_path, capsys, monkeypatch):
         assert now["pid"] == os.getpid()
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("restoring: fetched 0 / 0 MiB of the plan's 2 files"), line
-    said = listener.recv(4096).decode()
-    assert said.startswith("STATUS=restoring: fetched 0 / 0 MiB of the plan's 2 files"), said
+    said = notified()
+    assert said[0].startswith("STATUS=restoring: fetched 0 / 0 MiB of the plan's 2 files"), said
+    assert len(said) >= 2, "again every `every` seconds"
     assert staging.fetched_bytes(wanted) == 8192
     wanted[1].dest.with_suffix("").write_bytes(os.urandom(4096))  # one renamed whole
     assert staging.fetched_bytes(wanted) == 8192 + 4096
@@ -373,23 +395,66 @@ def test_a_relative_output_is_staged_beside_it(remote, monkeypatch, tmp_path):
     assert f"file://{tmp_path}/.copy.db.stage" in restore
 
 
-def test_the_start_up_restore_alone_keeps_its_progress_for_status(remote, monkeypatch):
+def _recording_progress(monkeypatch) -> list:
+    """progress() stood in for by one that writes the record as the real
+    one does and notes each step: (phase, total, record, a record there
+    already)."""
     seen = []
 
-    def progress(phase, total, done, what, record=None):
-        seen.append((phase, total, record))
+    def progress(phase, total, done, what, record=None, then=""):
+        seen.append((phase, total, record, record is not None and record.exists()))
+        if record is not None:
+            record.write_text(json.dumps({"pid": os.getpid(), "phase": phase, "total": total}))
         return contextlib.nullcontext()
 
     monkeypatch.setattr(staging, "progress", progress)
+    return seen
+
+
+def test_the_start_up_restore_alone_keeps_its_progress_for_status(remote, monkeypatch):
+    seen = _recording_progress(monkeypatch)
     start(remote.host())
-    remote.host().litestream.restore(output=remote.tmp / "copy.db", timeout=30)
     record = remote.state / "restoring.json"
+    assert not record.exists(), "removed once the restore is over"
+    remote.host().litestream.restore(output=remote.tmp / "copy.db", timeout=30)
     assert seen == [
-        ("fetched", 3200, record),
-        ("applied", 3 * 4096, record),
-        ("fetched", 3200, None),
-        ("applied", 3 * 4096, None),
+        ("fetched", 3200, record, False),
+        ("applied", 3 * 4096, record, True),  # no gap between the two steps
+        ("fetched", 3200, None, False),
+        ("applied", 3 * 4096, None, False),
     ]
+
+
+def test_a_fallback_to_litestreams_own_restore_shows_no_stale_figures(
+    remote, monkeypatch, notified
+):
+    seen = _recording_progress(monkeypatch)
+    remote.flag("store_down")  # the fetch fails once its record is written
+    start(remote.host())
+    assert remote.db.read_text() == "restored\n"
+    assert [phase for phase, *_ in seen] == ["fetched"]
+    assert not (remote.state / "restoring.json").exists()
+    said = notified()
+    assert "STATUS=restoring: Litestream restores straight from the store" in said, said
+    assert said[-1].startswith("STATUS=Restored from the replica at this start"), said
+
+
+def test_a_failed_restore_leaves_no_progress_record(remote, monkeypatch):
+    seen = _recording_progress(monkeypatch)
+    remote.flag("stage_damaged")
+    refused(remote)
+    assert [phase for phase, *_ in seen] == ["fetched", "applied"]
+    assert not (remote.state / "restoring.json").exists()
+
+
+def test_a_start_removes_the_record_a_killed_restore_left(world):
+    record = world.state / "restoring.json"
+    record.write_text(json.dumps({"pid": os.getpid(), "done": 1, "total": 2}))
+    world.db.write_text("live\n")
+    world.local(5)
+    world.replica(5)
+    world.here(5)
+    start(world.host())
     assert not record.exists()
 
 

@@ -61,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def start(host: Host) -> None:
     systemd.notify_status("")  # what an earlier start showed
+    host.state.restoring_path.unlink(missing_ok=True)  # a killed restore's progress
     back_off(host)
     if host.db.exists():
         say("Database already exists, skipping restore")

@@ -146,11 +146,13 @@ def progress(
     what: str,
     record: Path | None = None,
     every: float = 5.0,
+    then: str = "",
 ):
     """While a step of a restore lasts (`phase`: "fetched" or "applied"): a
     journal line every `every` seconds (bytes done of `total`, rate, time
     left) and, for the start-up restore (`record`), the same in `record`
-    (JSON, for `status`) and as the unit's status line in systemd."""
+    (JSON, for `status`) and as the unit's status line in systemd. `then`:
+    what follows once all is done (said instead of the time left)."""
     started = time.monotonic()
     stop = threading.Event()
 
@@ -159,6 +161,8 @@ def progress(
         rate = got / max(time.monotonic() - started, 1e-3)
         eta = (total - got) / rate if rate > 0 else None
         left = f", about {eta:.0f} s left" if eta is not None else ""
+        if then and total and got >= total:
+            left = f", {then}"
         line = (
             f"restoring: {phase} {got / MIB:.0f} / {total / MIB:.0f} MiB {what}, "
             f"{rate / MIB:.1f} MiB/s{left}"
@@ -234,6 +238,7 @@ class Stager:
             shutil.rmtree(stage, ignore_errors=True)
             if report_progress and self.record is not None:
                 self.record.unlink(missing_ok=True)  # no figures for Litestream's own
+                systemd.notify_status("restoring: Litestream restores straight from the store")
             if why:
                 warn(f"{why}: Litestream restores straight from the store (slower)")
             return litestream.restore_from_store(
@@ -338,7 +343,14 @@ class Stager:
         started = time.monotonic()
         size = database_size(plan, stage)
         watch = (
-            progress("applied", size, lambda: output_bytes(output), "of the database", record)
+            progress(
+                "applied",
+                size,
+                lambda: output_bytes(output),
+                "of the database",
+                record,
+                then=f"integrity check ({integrity_check})" if integrity_check else "",
+            )
             if size
             else contextlib.nullcontext()
         )

@@ -72,8 +72,10 @@ def stop_no_block(unit: str) -> None:
 
 def notify_status(text: str) -> None:
     """Show `text` as the unit's status line (`systemctl status`: "Status:")
-    while it starts. systemd listens only when the unit says NotifyAccess=all
-    (litestream.service does); elsewhere (a shell, a test) this does nothing."""
+    while it starts. systemd listens to the unit's own Exec processes only
+    when it says NotifyAccess=exec (litestream.service does); elsewhere (a
+    shell, a test) this does nothing, and so does a systemd that does not
+    take the message within a second."""
     address = os.environ.get("NOTIFY_SOCKET", "")
     if not address:
         return
@@ -81,5 +83,6 @@ def notify_status(text: str) -> None:
         address = "\0" + address[1:]
     message = "STATUS=" + " ".join(text.split())
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1)
         sock.connect(address)
         sock.sendall(message.encode())
