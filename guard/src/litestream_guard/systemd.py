@@ -1,5 +1,6 @@
-"""systemctl, for the units the guard starts and stops: Litestream's and
-the app's."""
+"""systemctl, for the units the guard starts and stops (Litestream's and
+the app's), and the status line the guard shows in Litestream's unit
+(`sd_notify` STATUS=)."""
 
 from __future__ import annotations
 
