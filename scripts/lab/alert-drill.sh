@@ -40,6 +40,17 @@ print("down: " + " ".join(down) if down else "", end="")
 sys.exit(1 if down or not targets else 0)'
 }
 
+# App hosts (by port) whose readiness is not green: a host still starting
+# (the drill before may have rebooted it) would be "replication down", not
+# behind, once the store is frozen.
+not_ready() {
+  local port not=""
+  for port in "${PORTS[@]}"; do
+    curl -fsS -o /dev/null --max-time 5 "127.0.0.1:$port/healthz" || not+="$port "
+  done
+  printf '%s' "$not"
+}
+
 started=$(date +%s.%N)
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
 # Wait until `$1` prints exactly `$2`; prints the seconds since $3.
@@ -63,7 +74,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "checking: every target up, $ALERT firing nowhere"
+echo "checking: every app host ready, every target up, $ALERT firing nowhere"
+wait_for not_ready "" "$started" >/dev/null
 wait_for all_up "" "$started" >/dev/null
 [ -z "$(prometheus_firing)" ] || { echo "$ALERT already firing before the drill: $(prometheus_firing)" >&2; exit 1; }
 
