@@ -198,11 +198,12 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
         lab.host_pid.cache_clear()
         answers: dict[str, float] = {}  # what /healthz said, first seen when
         unit_said: dict[str, float] = {}  # Litestream's unit status line (systemctl status)
-        asked = [0.0]
+        asked = 0.0
 
         def ready() -> bool:
-            if time.monotonic() - asked[0] >= 1:  # once a second: a docker exec each
-                asked[0] = time.monotonic()
+            nonlocal asked
+            if time.monotonic() - asked >= 1:  # once a second: a docker exec each
+                asked = time.monotonic()
                 line = lab.sh(host, show_status, check=False).strip()
                 if line:
                     unit_said.setdefault(line, time.monotonic() - start)

@@ -234,10 +234,16 @@ class Stager:
         out_path = (Path(output) if output is not None else litestream.db).absolute()
         stage = stage_dir(out_path)
 
+        # Where this restore keeps its progress for `status` (the start-up
+        # restore's only), removed whatever happens.
+        record = self.record if report_progress else None
+        if record is not None and not record.parent.is_dir():
+            record = None
+
         def own(why: str = "") -> subprocess.CompletedProcess:
             shutil.rmtree(stage, ignore_errors=True)
-            if report_progress and self.record is not None:
-                self.record.unlink(missing_ok=True)  # no figures for Litestream's own
+            if record is not None:
+                record.unlink(missing_ok=True)  # no figures for Litestream's own
                 systemd.notify_status("restoring: Litestream restores straight from the store")
             if why:
                 warn(f"{why}: Litestream restores straight from the store (slower)")
@@ -272,9 +278,6 @@ class Stager:
                 short = space_short(plan, out_path.parent)
                 if short:
                     return own(short)
-                record = self.record if report_progress else None
-                if record is not None and not record.parent.is_dir():
-                    record = None
                 try:
                     self.fetch(litestream, plan, stage, start + FETCH_SHARE * timeout, record)
                 except FileGone as error:
@@ -297,8 +300,8 @@ class Stager:
                     shutil.rmtree(stage, ignore_errors=True)
             return own("The store's files kept changing under the plan")
         finally:
-            if report_progress and self.record is not None:
-                self.record.unlink(missing_ok=True)  # the progress of this restore
+            if record is not None:
+                record.unlink(missing_ok=True)
 
     def fetch(
         self,
