@@ -39,7 +39,7 @@ help:
 	@echo "make images  build the systemd base image of each Debian release in SUITES (nothing pulled)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
 	@echo "make alert-drill    on the lab: freeze the store until the replication alert fires, then clear it"
-	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md, .json, .png"
+	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md (.json, .png; REPLICA=s3 lab: docs/bench-s3.*)"
 	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
 	@echo "make status [INVENTORY=...]   where each app host stands: units, count, positions, readiness, last restore drill"
 	@echo "make stop | start    stop / start the lab hosts (data kept)"

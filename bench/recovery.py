@@ -10,6 +10,7 @@ purpose (0.2 s, 0.4 s, ... up to litestream_restart_max_sec)."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import statistics
 import sys
@@ -217,6 +218,8 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
         restored = lab.count_of(lab.visit(host, settings.port, "/")[1]) - 1
         journal = lab.sh(host, f"journalctl -u {settings.litestream_unit} --since '{since}' -o cat")
         fetched = [line for line in journal.splitlines() if "restoring:" in line]
+        # The guard's own figure for its restore (replica read, fetch, apply, check).
+        took = re.findall(r"Restored .* from the replica \(.*\) in ([0-9.]+) s", journal)
     finally:
         lab.wait_until(lambda: _healthy(host, settings), timeout=900, what=f"{host} healthy")
         as_app(_UNPAD, settings.db)
@@ -225,6 +228,7 @@ def lost_host(settings: lab.Settings, host: str = lab.APP_HOSTS[1], mib: int = 1
         "db_bytes": db_bytes,
         "upload_s": round(upload_s, 1),
         "reboot_to_serving_s": round(rto_s, 1),
+        "restore_s": float(took[-1]) if took else None,
         # Each answer /healthz gave, and when it first gave it (s after boot).
         "healthz_said": {text: round(t, 1) for text, t in answers.items()},
         # What `systemctl status` showed as the unit's status meanwhile.

@@ -177,12 +177,21 @@ def markdown(r: dict) -> str:
         lines += [
             "## A lost host: data directory wiped, host rebooted",
             "",
-            _row(["database", "upload of its pages s", "reboot to serving s", "count restored"]),
-            _row(["---"] * 4),
+            _row(
+                [
+                    "database",
+                    "upload of its pages s",
+                    "the guard's restore s",
+                    "reboot to serving s",
+                    "count restored",
+                ]
+            ),
+            _row(["---"] * 5),
             _row(
                 [
                     f"{x['size_mib']} MiB",
                     f"{x['upload_s']:.1f}",
+                    f"{x['restore_s']:.1f}" if x.get("restore_s") else "-",
                     f"{x['reboot_to_serving_s']:.1f}",
                     f"{x['count_restored']} of {x['count_before']}",
                 ]
@@ -300,7 +309,9 @@ def targets(r: dict) -> list[tuple[str, str, str, bool | None]]:
                 )
     if "lost" in r:
         x = r["lost"]
-        staged = next(
+        # The guard's restore at that boot (its journal's figure), else the
+        # staged restore of the same size in the restore section.
+        restored_in = x.get("restore_s") or next(
             (
                 y["staged_s"]
                 for y in r.get("restore", {}).get("restore", [])
@@ -308,13 +319,13 @@ def targets(r: dict) -> list[tuple[str, str, str, bool | None]]:
             ),
             None,
         )
-        if staged is not None:
+        if restored_in is not None:
             out.append(
                 (
                     f"lost host, {x['size_mib']} MiB: reboot to serving",
                     f"{x['reboot_to_serving_s']:.1f} s",
-                    f"≤ restore + 10 s ({staged + 10:.1f} s)",
-                    x["reboot_to_serving_s"] <= staged + 10,
+                    f"≤ its restore + 10 s ({restored_in:.1f} + 10 s)",
+                    x["reboot_to_serving_s"] <= restored_in + 10,
                 )
             )
         out.append(

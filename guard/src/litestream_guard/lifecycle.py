@@ -101,6 +101,7 @@ def back_off(host: Host) -> None:
 
 def restore_missing(host: Host) -> None:
     settings, db = host.settings, host.db
+    started = time.monotonic()
     host.state.request_path.unlink(missing_ok=True)
     remove_stale(db)
     files, txid = host.litestream.read_replica(": not starting on an empty database, will retry")
@@ -132,8 +133,9 @@ def restore_missing(host: Host) -> None:
             )
         raise Refused(f"Restore failed ({said}): not starting on an empty database, will retry")
     share(db)
-    say(f"Restored {db} from the replica (TXID {txid}, integrity check: {mode})")
-    systemd.notify_status(f"Restored from the replica at this start (TXID {txid})")
+    took = time.monotonic() - started  # reading the replica, fetch, apply, check
+    say(f"Restored {db} from the replica (TXID {txid}, integrity check: {mode}) in {took:.1f} s")
+    systemd.notify_status(f"Restored from the replica at this start (TXID {txid}, {took:.1f} s)")
     host.state.write_record(txid, "restored")
 
 
