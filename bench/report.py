@@ -25,6 +25,9 @@ def markdown(r: dict) -> str:
         + ".",
         "",
     ]
+    dates = r.get("section_dates", {})
+    if len(set(dates.values())) > 1:  # sections re-run on their own (--only)
+        lines += ["Sections measured at: " + ", ".join(f"{k} {v}" for k, v in dates.items()), ""]
     if "http" in r:
         h = r["http"]
         lines += [
