@@ -58,7 +58,16 @@ $(VENV)/.installed: requirements-dev.txt app/pyproject.toml guard/pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable ./guard
 	touch $@
 
-venv: $(VENV)/.installed
+# This tree as the collection counter.litestream (galaxy.yml), for the roles'
+# filters and lookups, which a collection's roles name in full
+# (counter.litestream.NAME): ansible.cfg's collections_path finds it here.
+COLLECTION_LINK := $(VENV)/collections/ansible_collections/counter/litestream
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+venv: $(VENV)/.installed $(COLLECTION_LINK)
+
 
 docker:
 	scripts/lab/ensure-docker.sh
@@ -87,6 +96,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	scripts/ci/check-argument-specs.py
 	scripts/ci/role-docs.py --check
+	$(BIN)/python scripts/ci/collection-check.py
 
 unit: venv promtool
 	cd app && $(BIN)/pytest -q

@@ -11,7 +11,10 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = ROOT / "roles"
+# The roles' modules and plugins (the collection's plugins/ tree).
+PLUGINS = ROOT / "plugins"
 
 
 def load(path: Path) -> ModuleType:

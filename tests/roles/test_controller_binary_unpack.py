@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import ansible_plugin
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-MODULE = ROLES / "_binary" / "library" / "controller_binary_unpack.py"
+MODULE = PLUGINS / "modules" / "controller_binary_unpack.py"
 
 
 unpack = load(MODULE)

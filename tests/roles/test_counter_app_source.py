@@ -8,9 +8,9 @@ import pytest
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.loader import lookup_loader
 
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-PLUGIN = ROLES / "counter" / "lookup_plugins" / "counter_app_source.py"
+PLUGIN = PLUGINS / "lookup" / "counter_app_source.py"
 
 
 source = load(PLUGIN)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import ansible_plugin
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-LIBRARY = ROLES / "counter" / "library"
-LOOKUPS = ROLES / "counter" / "lookup_plugins"
+LIBRARY = PLUGINS / "modules"
+LOOKUPS = PLUGINS / "lookup"
 
 
 wheel_module = load(LIBRARY / "counter_app_wheel.py")

@@ -9,9 +9,9 @@ from functools import partial
 from pathlib import Path
 
 import ansible_plugin
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-LIBRARY = ROLES / "counter" / "library"
+LIBRARY = PLUGINS / "modules"
 
 
 deps = load(LIBRARY / "counter_deps_download.py")

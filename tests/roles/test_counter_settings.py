@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, ROLES, load
 
 ROLE = ROLES / "counter"
-settings = load(ROLE / "filter_plugins" / "counter_settings.py")
+settings = load(PLUGINS / "filter" / "counter_settings.py")
 SYSTEM_DIRS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__counter_system_dirs"]
 FACTS = {"service_mgr": "systemd", "python": {"version": {"major": 3, "minor": 11, "micro": 2}}}
 

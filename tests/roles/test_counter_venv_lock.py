@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import ansible_plugin
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-MODULE = ROLES / "counter" / "library" / "counter_venv_lock.py"
+MODULE = PLUGINS / "modules" / "counter_venv_lock.py"
 
 
 venv_lock = load(MODULE)

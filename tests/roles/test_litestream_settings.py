@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, ROLES, load
 
 ROLE = ROLES / "litestream"
-settings = load(ROLE / "filter_plugins" / "litestream_settings.py")
+settings = load(PLUGINS / "filter" / "litestream_settings.py")
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 FACTS = {"service_mgr": "systemd", "architecture": "x86_64"}
 PINS = {

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from ansible_plugin import ROLES, load, run_module
+from ansible_plugin import PLUGINS, load, run_module
 
-MODULE = ROLES / "litestream" / "library" / "litestream_settings_files.py"
+MODULE = PLUGINS / "modules" / "litestream_settings_files.py"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sets owners: run as root")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import ansible_plugin
-from ansible_plugin import ROLES, load
+from ansible_plugin import PLUGINS, load
 
-MODULE = ROLES / "sftp_storage" / "library" / "sftp_storage_read_files.py"
+MODULE = PLUGINS / "modules" / "sftp_storage_read_files.py"
 
 
 read_files = load(MODULE)
