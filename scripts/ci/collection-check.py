@@ -10,7 +10,7 @@ the source tree on any search path:
    build/collection/installed (its dependencies from the collections the
    pinned `ansible` package ships);
 3. every role's argument specs load by FQCN (`ansible-doc -t role`), and
-   every playbook of the README marked `<!-- collection-example -->` passes
+   every playbook of the README and of the roles' READMEs marked `<!-- collection-example -->` passes
    `ansible-playbook --syntax-check` with only the installed collection to
    find roles in (no roles_path, no ansible.cfg of this repository).
 
@@ -31,6 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "collection"
 MARK = "<!-- collection-example -->"
+# The hosts and groups the README's plays name.
+INVENTORY = "[myapp]\nweb1\n[storage]\nbackup1\nobjects1\nmonitor1\n"
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> str:
@@ -81,19 +83,20 @@ def main() -> int:
         for role in roles:
             run(str(bin_dir / "ansible-doc"), "-t", "role", f"{fqcn}.{role}", env=env,
                 cwd=Path(empty))  # fmt: skip
-        plays = examples((ROOT / "README.md").read_text())
-        if not plays:
+        readmes = [ROOT / "README.md", *sorted((ROOT / "roles").glob("*/README.md"))]
+        plays = [play for readme in readmes for play in examples(readme.read_text())]
+        if not examples((ROOT / "README.md").read_text()):
             sys.exit(f"collection-check: README.md has no {MARK} playbook")
         for n, play in enumerate(plays):
             path = Path(empty) / f"example{n}.yml"
             path.write_text(play)
             inventory = Path(empty) / "hosts"
-            inventory.write_text("[all]\nlocalhost ansible_connection=local\n")
+            inventory.write_text(INVENTORY)
             run(str(bin_dir / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
                 str(path), env=env, cwd=Path(empty))  # fmt: skip
     print(
         f"collection-check: {tarball.relative_to(ROOT)} built, installed offline; "
-        f"{len(roles)} roles by FQCN ({fqcn}.*), {len(plays)} README playbook(s) pass"
+        f"{len(roles)} roles by FQCN ({fqcn}.*), {len(plays)} README playbooks pass"
     )
     return 0
 
