@@ -42,6 +42,7 @@ options:
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DB_PATH = re.compile(r"^/.+/[^/]+$")
+_SERVICE_UNIT = re.compile(r"^[A-Za-z0-9@._-]+\.service$")
 _GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$")
 _GO_PART = re.compile(r"([0-9.]+)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -160,6 +161,13 @@ def _service_problems(s: dict, calendar_error: str | None) -> list[str]:
         problems.append(
             "litestream_db_path must be an absolute file path, got"
             f" {_dumps(s['litestream_db_path'])}."
+        )
+    unit = str(s["litestream_bound_unit"])
+    if unit and not _SERVICE_UNIT.match(unit):
+        problems.append(
+            "litestream_bound_unit must name the app's service unit, NAME.service (its drop-in"
+            " NAME.service.d/litestream.conf ties it to Litestream), or be empty;"
+            f" got {_dumps(unit)}."
         )
     if not (
         0.1 <= _float(s["litestream_restart_sec"]) <= 60

@@ -36,11 +36,11 @@ options:
 EXAMPLES = r"""
 - name: The content key of the app's source
   ansible.builtin.set_fact:
-    __counter_app_key: "{{ lookup('counter_app_source', counter_app_source) }}"
+    __counter_app_key: "{{ lookup('counter.litestream.counter_app_source', counter_app_source) }}"
 
 - name: The files of the app's wheel
   ansible.builtin.debug:
-    msg: "{{ query('counter_app_source', counter_app_source, want='files') }}"
+    msg: "{{ query('counter.litestream.counter_app_source', counter_app_source, want='files') }}"
 """
 
 RETURN = r"""

@@ -9,10 +9,14 @@ the source tree on any search path:
 2. `ansible-galaxy collection install --offline` of that tarball into
    build/collection/installed (its dependencies from the collections the
    pinned `ansible` package ships);
-3. every role's argument specs load by FQCN (`ansible-doc -t role`), and
-   every playbook of the README and of the roles' READMEs marked `<!-- collection-example -->` passes
-   `ansible-playbook --syntax-check` with only the installed collection to
-   find roles in (no roles_path, no ansible.cfg of this repository).
+3. every tracked file the roles use (roles/, plugins/, the guard's and the
+   app's sources) is in the tarball;
+4. every role's argument specs and every module's and lookup's
+   documentation load by FQCN (`ansible-doc`), and every playbook of the
+   READMEs marked `<!-- collection-example -->` passes `ansible-playbook
+   --syntax-check`, with only the installed collection to find roles in (no
+   roles_path, no ansible.cfg of this repository). A syntax check renders no
+   template: the filters are exercised by the Molecule scenarios.
 
     scripts/ci/collection-check.py     (make lint)
 """
@@ -61,6 +65,14 @@ def main() -> int:
                    "app/pyproject.toml", "roles/litestream/meta/argument_specs.yml"):  # fmt: skip
         if needed not in listing:
             sys.exit(f"collection-check: {tarball.name} lacks {needed}")
+    # Everything the roles read at run time travels (a build_ignore slip, a
+    # file moved out of the collection's tree, fails here).
+    tracked = run("git", "-C", str(ROOT), "ls-files", "roles", "plugins", "guard/src", "app/src",
+                  "app/requirements.txt", "app/pyproject.toml", "guard/pyproject.toml",
+                  "guard/build.py").split()  # fmt: skip
+    missing = [f for f in tracked if f not in listing and not f.startswith("plugins/strategy/")]
+    if missing:
+        sys.exit(f"collection-check: {tarball.name} lacks {', '.join(missing[:10])}")
     for unwanted in (".venv/", ".git/", ".cache/", "molecule/"):
         if any(name.startswith(unwanted) for name in listing):
             sys.exit(f"collection-check: {tarball.name} holds {unwanted} (galaxy.yml build_ignore)")
@@ -84,6 +96,10 @@ def main() -> int:
             run(str(bin_dir / "ansible-doc"), "-t", "role", f"{fqcn}.{role}", env=env,
                 cwd=Path(empty))  # fmt: skip
         readmes = [ROOT / "README.md", *sorted((ROOT / "roles").glob("*/README.md"))]
+        for kind, folder in (("module", "modules"), ("lookup", "lookup")):
+            for plugin in sorted((ROOT / "plugins" / folder).glob("*.py")):
+                run(str(bin_dir / "ansible-doc"), "-t", kind, f"{fqcn}.{plugin.stem}", env=env,
+                    cwd=Path(empty))  # fmt: skip
         plays = [play for readme in readmes for play in examples(readme.read_text())]
         if not examples((ROOT / "README.md").read_text()):
             sys.exit(f"collection-check: README.md has no {MARK} playbook")
@@ -96,7 +112,8 @@ def main() -> int:
                 str(path), env=env, cwd=Path(empty))  # fmt: skip
     print(
         f"collection-check: {tarball.relative_to(ROOT)} built, installed offline; "
-        f"{len(roles)} roles by FQCN ({fqcn}.*), {len(plays)} README playbooks pass"
+        f"{len(roles)} roles, its modules and lookup by FQCN ({fqcn}.*), "
+        f"{len(plays)} README playbooks pass"
     )
     return 0
 

@@ -55,6 +55,11 @@ def test_the_defaults_pass() -> None:
             {"litestream_db_path": "counter.db"},
             'litestream_db_path must be an absolute file path, got "counter.db".',
         ),
+        (
+            {"litestream_bound_unit": "myapp"},
+            "litestream_bound_unit must name the app's service unit, NAME.service (its drop-in"
+            ' NAME.service.d/litestream.conf ties it to Litestream), or be empty; got "myapp".',
+        ),
         ({"litestream_restart_sec": 0}, "litestream_restart_sec must be 0.1-60 seconds (got 0)"),
         ({"litestream_restart_max_sec": 601}, "litestream_restart_max_sec 1-600 (got 601)"),
         (
