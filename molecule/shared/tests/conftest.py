@@ -113,7 +113,7 @@ MARKERS = {
     "fleet": "needs two app hosts (scenario s3)",
     "install": "Litestream install and upgrade drills, once per Debian release (scenario default)",
     "drill": "long fault drill under load, with figures (make drills)",
-    "monitoring": "needs a monitoring host (scenario default)",
+    "monitoring": "needs a monitoring host (scenarios default and s3)",
 }
 
 

@@ -67,9 +67,11 @@ def test_the_internal_ports_are_closed_to_other_hosts(app, storage):
     assert not opened, f"{app_name(storage)} accepts connections on {opened}"
 
 
-def test_the_s3_grpc_port_refuses_clients_without_the_internal_certificate(app, storage):
+def test_the_s3_grpc_port_refuses_clients_without_the_internal_certificate(storage):
+    # From the storage host itself (to its own address): other hosts do not
+    # reach the port at all (the host firewall, test_34_host_firewall.py).
     probe = json.loads(
-        app.check_output(
+        storage.check_output(
             "python3 -c %s %s %s",
             programs.text("grpc_probe.py"),
             app_name(storage),
