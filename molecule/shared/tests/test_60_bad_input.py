@@ -6,8 +6,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from deployment import CONFIG, ENV_FILE, LITESTREAM_UNIT
-from hosts import app_name, deployed_replica, recap_changed, run_site, visit
+from deployment import APP_UNIT, CONFIG, DB, ENV_FILE, GROUP, LITESTREAM_UNIT, USER
+from hosts import (
+    app_name,
+    deployed_replica,
+    healthy,
+    recap_changed,
+    run_site,
+    stop_app,
+    visit,
+    wait_until,
+)
 
 
 def some_other_ecdsa_key() -> str:
@@ -24,6 +33,49 @@ def test_invalid_variable_is_refused_before_any_host_changes(app):
     assert "counter_port must be 1-65535 (got 70000)" in result.stdout + result.stderr
     assert set(recap_changed(result.stdout).values()) == {0}, result.stdout[-2000:]
     assert visit(app) == before + 1
+
+
+def test_a_database_group_the_app_does_not_run_with_is_refused_before_any_host_changes(app):
+    """What Litestream needs from the app's unit: its files in the group the
+    database directory is shared through."""
+    result = run_site({"litestream_db_group": LITESTREAM_GROUP_OTHER})
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert f"{APP_UNIT} runs as {USER} with group {GROUP}, but the database is shared" in said
+    assert f"Set litestream_db_group to {GROUP}" in said
+    assert set(recap_changed(result.stdout).values()) == {0}, result.stdout[-2000:]
+
+
+# A group every Debian host has, which the app does not run with.
+LITESTREAM_GROUP_OTHER = "daemon"
+
+
+def _journal_mode(app, mode: str) -> str:
+    """Set the database's journal mode as the app's account; the mode it has."""
+    query = f"PRAGMA journal_mode={mode}"
+    code = f"import sqlite3; print(sqlite3.connect({DB!r}).execute({query!r}).fetchone()[0])"
+    return app.check_output("runuser -u %s -- python3 -c %s", USER, code)
+
+
+def test_a_database_in_rollback_journal_mode_is_refused_with_how_to_switch(app):
+    """What Litestream needs from the app's database: WAL mode (an app that
+    switched its file to another journal mode is refused before any change,
+    with the command that switches it back)."""
+    count = visit(app)
+    stop_app(app)
+    try:
+        assert _journal_mode(app, "DELETE") == "delete"
+        result = run_site({})
+        assert result.returncode != 0
+        said = result.stdout + result.stderr
+        assert f"{DB} is in rollback-journal mode" in said
+        assert "PRAGMA journal_mode=WAL" in said
+        assert set(recap_changed(result.stdout).values()) == {0}, result.stdout[-2000:]
+    finally:
+        _journal_mode(app, "WAL")
+        app.check_output("systemctl start %s", APP_UNIT)
+        wait_until(lambda: healthy(app), 180, f"{app_name(app)} ready")
+    assert visit(app) == count + 1
 
 
 @pytest.mark.sftp
