@@ -146,6 +146,22 @@ def test_units_binaries_configuration_and_accounts_are_gone(apps, uninstalled):
             assert not account_exists(app, group, "group"), group
 
 
+def test_the_host_firewall_rules_of_the_removed_roles_are_gone(
+    apps, storage, replica_kind, uninstalled
+):
+    """Each removed role's table leaves the ruleset and its rules file goes;
+    a role still installed (the monitoring) keeps its own."""
+    gone = {app: ("counter", "litestream") for app in apps}
+    if replica_kind == "s3":
+        gone[storage] = ("s3_storage",)
+    for host, owners in gone.items():
+        tables = host.check_output("nft list tables")
+        for owner in owners:
+            assert f"inet {owner}_ports" not in tables, (app_name(host), tables)
+            assert not host.file(f"/etc/host-firewall/{owner}.nft").exists, (app_name(host), owner)
+            assert host.run("systemctl is-active host-firewall@%s.service", owner).rc != 0, owner
+
+
 def test_the_database_is_kept_with_the_last_count_for_root_alone(apps, uninstalled):
     for app in apps:
         data = app.file(DATA)
