@@ -113,7 +113,8 @@ def _resolved(lookups: list | None) -> dict[str, list[str]]:
     for result in lookups or []:
         name = result.get("item")
         answer = (result.get("ansible_facts") or {}).get("getent_ahosts") or {}
-        found[name] = sorted(answer)
+        # A name getent did not find comes back as {name: None}: addresses only.
+        found[name] = sorted(key for key in answer if _network(key) is not None)
     return found
 
 

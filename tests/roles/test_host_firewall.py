@@ -88,12 +88,21 @@ def test_no_sources_closes_the_port_and_port_zero_is_no_port() -> None:
     assert firewall.host_firewall_names([{"port": 0, "what": "off", "sources": ["x"]}], {}) == []
 
 
-def test_a_name_that_does_not_resolve_fails_naming_port_and_source() -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lookups(monitor2=[]),
+        # What getent registers for a key it did not find (fail_key: false).
+        [{"item": "monitor2", "ansible_facts": {"getent_ahosts": {"monitor2": None}}}],
+    ],
+    ids=["no-facts", "name-as-key"],
+)
+def test_a_name_that_does_not_resolve_fails_naming_port_and_source(answer: list) -> None:
     ports = [{"port": 9390, "what": "Litestream's metrics", "sources": ["monitor2"]}]
     with pytest.raises(
         AnsibleFilterError, match=r"port 9390 \(Litestream's metrics\) lets in 'monitor2'"
     ):
-        firewall.host_firewall_rules(ports, HOSTVARS, lookups(monitor2=[]))
+        firewall.host_firewall_rules(ports, HOSTVARS, answer)
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,8 @@ def test_the_metrics_ports_and_pprof_answer_the_scraper(apps):
 
 def test_the_rules_come_back_after_the_hosts_own_nftables_flushes_them(app, storage):
     """Debian's nftables.service starts and reloads with `flush ruleset`:
-    each role's rules are loaded again after it (PartOf=, ReloadPropagatedFrom=).
+    each role's rules are loaded again in the same job (the drop-in
+    nftables.service.d/host-firewall.conf), back when systemctl returns.
     The flush also drops the rules Docker gives a lab host for its DNS, so
     the host is restarted after (Docker sets them at its start)."""
     try:
