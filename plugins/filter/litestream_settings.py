@@ -396,9 +396,91 @@ def litestream_replica_problems(settings: dict, host: str = "HOST") -> list[str]
     return problems
 
 
+_DB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# What an item of litestream_databases may set (the role's variable of the
+# same name, without litestream_, for that database).
+DATABASE_KEYS = {
+    "name",
+    "db_path",
+    "db_group",
+    "bound_unit",
+    "replica",
+    "sftp_private_key",
+    "metrics_addr",
+    "metrics_clients",
+    "replica_takeover",
+    "restore_drill_probe",
+}
+
+
+def _port(addr: object) -> str:
+    return str(addr).rsplit(":", 1)[-1] if addr else ""
+
+
+def litestream_databases_problems(
+    databases: object, first_path: str = "", first_metrics_addr: str = ""
+) -> list[str]:
+    """The sentences that say what is wrong with litestream_databases (the
+    host's other databases), against each other and the host's first."""
+    if not isinstance(databases, list):
+        return [f"litestream_databases must be a list of databases, got {_dumps(databases)}."]
+    problems: list[str] = []
+    names: set[str] = set()
+    paths = {str(first_path)} if first_path else set()
+    ports = {_port(first_metrics_addr)} - {""}
+    for index, db in enumerate(databases):
+        where = f"litestream_databases[{index}]"
+        if not isinstance(db, dict):
+            problems.append(f"{where} must be a dict (name, db_path, replica, ...), got {_dumps(db)}.")
+            continue
+        name = db.get("name")
+        where = f"{where} ({name})" if isinstance(name, str) else where
+        unknown = sorted(set(db) - DATABASE_KEYS)
+        if unknown:
+            problems.append(
+                f"{where} has unknown keys {', '.join(unknown)} (known: {', '.join(sorted(DATABASE_KEYS))})."
+            )
+        if not isinstance(name, str) or not _DB_NAME.match(name):
+            problems.append(
+                f"{where}: name must be 1-32 of a-z, 0-9 and _, starting with a letter"
+                f" (it names litestream@NAME.service), got {_dumps(name)}."
+            )
+        elif name in names:
+            problems.append(f"{where}: the name {name} is given twice.")
+        else:
+            names.add(name)
+        path = db.get("db_path")
+        if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
+            problems.append(f"{where}: db_path must be the database file's absolute path, got {_dumps(path)}.")
+        elif path in paths:
+            problems.append(f"{where}: {path} is replicated by another database of this host already.")
+        else:
+            paths.add(path)
+        if not isinstance(db.get("replica"), dict) or not db.get("replica"):
+            problems.append(f"{where}: replica must be the database's replica, in Litestream's own shape.")
+        port = _port(db.get("metrics_addr", ""))
+        if port and port in ports:
+            problems.append(f"{where}: metrics port {port} is another database's already.")
+        elif port:
+            ports.add(port)
+    return problems
+
+
+def litestream_bound_drop_ins(databases: list, first_unit: str = "") -> list[str]:
+    """The drop-in of every bound app's unit: litestream.conf for the host's
+    first database, litestream-NAME.conf for another."""
+    found = [f"/etc/systemd/system/{first_unit}.d/litestream.conf"] if first_unit else []
+    for db in databases or []:
+        if isinstance(db, dict) and db.get("bound_unit"):
+            found.append(f"/etc/systemd/system/{db['bound_unit']}.d/litestream-{db.get('name', '')}.conf")
+    return found
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
+            "litestream_databases_problems": litestream_databases_problems,
+            "litestream_bound_drop_ins": litestream_bound_drop_ins,
             "litestream_settings_problems": litestream_settings_problems,
             "litestream_replica_problems": litestream_replica_problems,
         }
