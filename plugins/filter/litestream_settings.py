@@ -431,14 +431,17 @@ def litestream_databases_problems(
     for index, db in enumerate(databases):
         where = f"litestream_databases[{index}]"
         if not isinstance(db, dict):
-            problems.append(f"{where} must be a dict (name, db_path, replica, ...), got {_dumps(db)}.")
+            problems.append(
+                f"{where} must be a dict (name, db_path, replica, ...), got {_dumps(db)}."
+            )
             continue
         name = db.get("name")
         where = f"{where} ({name})" if isinstance(name, str) else where
         unknown = sorted(set(db) - DATABASE_KEYS)
         if unknown:
             problems.append(
-                f"{where} has unknown keys {', '.join(unknown)} (known: {', '.join(sorted(DATABASE_KEYS))})."
+                f"{where} has unknown keys {', '.join(unknown)}"
+                f" (known: {', '.join(sorted(DATABASE_KEYS))})."
             )
         if not isinstance(name, str) or not _DB_NAME.match(name):
             problems.append(
@@ -451,13 +454,19 @@ def litestream_databases_problems(
             names.add(name)
         path = db.get("db_path")
         if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
-            problems.append(f"{where}: db_path must be the database file's absolute path, got {_dumps(path)}.")
+            problems.append(
+                f"{where}: db_path must be the database file's absolute path, got {_dumps(path)}."
+            )
         elif path in paths:
-            problems.append(f"{where}: {path} is replicated by another database of this host already.")
+            problems.append(
+                f"{where}: {path} is replicated by another database of this host already."
+            )
         else:
             paths.add(path)
         if not isinstance(db.get("replica"), dict) or not db.get("replica"):
-            problems.append(f"{where}: replica must be the database's replica, in Litestream's own shape.")
+            problems.append(
+                f"{where}: replica must be the database's replica, in Litestream's own shape."
+            )
         port = _port(db.get("metrics_addr", ""))
         if port and port in ports:
             problems.append(f"{where}: metrics port {port} is another database's already.")
@@ -472,7 +481,9 @@ def litestream_bound_drop_ins(databases: list, first_unit: str = "") -> list[str
     found = [f"/etc/systemd/system/{first_unit}.d/litestream.conf"] if first_unit else []
     for db in databases or []:
         if isinstance(db, dict) and db.get("bound_unit"):
-            found.append(f"/etc/systemd/system/{db['bound_unit']}.d/litestream-{db.get('name', '')}.conf")
+            found.append(
+                f"/etc/systemd/system/{db['bound_unit']}.d/litestream-{db.get('name', '')}.conf"
+            )
     return found
 
 

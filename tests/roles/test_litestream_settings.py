@@ -239,3 +239,59 @@ def test_the_ca_certificate_must_be_pem() -> None:
         "litestream_ca_certificate must be a CA certificate in PEM (-----BEGIN CERTIFICATE----- ..."
         ' -----END CERTIFICATE-----) or empty (got "not a certificate").'
     ]
+
+
+# litestream_databases: the host's other databases.
+NOTES = {"name": "notes", "db_path": "/var/lib/notes/notes.db", "replica": SFTP}
+
+
+def db_problems(databases: object) -> list[str]:
+    return settings.litestream_databases_problems(
+        databases, first_path="/var/lib/counter/counter.db", first_metrics_addr="127.0.0.1:9390"
+    )
+
+
+def test_other_databases_pass_when_each_is_its_own() -> None:
+    wiki = {
+        **NOTES,
+        "name": "wiki",
+        "db_path": "/var/lib/wiki/wiki.db",
+        "metrics_addr": "127.0.0.1:9392",
+    }
+    assert db_problems([]) == []
+    assert db_problems([NOTES, wiki]) == []
+
+
+@pytest.mark.parametrize(
+    ("databases", "says"),
+    [
+        ({"name": "notes"}, "litestream_databases must be a list"),
+        (["notes"], "must be a dict"),
+        ([{**NOTES, "name": "Notes-1"}], "name must be 1-32 of a-z, 0-9 and _"),
+        ([NOTES, {**NOTES, "db_path": "/var/lib/x/x.db"}], "the name notes is given twice"),
+        (
+            [{**NOTES, "db_path": "/var/lib/counter/counter.db"}],
+            "is replicated by another database",
+        ),
+        ([{**NOTES, "db_path": "notes.db"}], "db_path must be the database file's absolute path"),
+        ([{**NOTES, "replica": {}}], "replica must be the database's replica"),
+        ([{**NOTES, "metrics_addr": "0.0.0.0:9390"}], "metrics port 9390 is another database's"),
+        ([{**NOTES, "db_paht": "/x"}], "unknown keys db_paht"),
+    ],
+)
+def test_other_databases_that_clash_or_are_incomplete_are_refused(
+    databases: object, says: str
+) -> None:
+    assert any(says in problem for problem in db_problems(databases)), db_problems(databases)
+
+
+def test_each_bound_app_has_its_own_drop_in() -> None:
+    databases = [
+        {**NOTES, "bound_unit": "notes.service"},
+        {**NOTES, "name": "wiki", "bound_unit": ""},
+    ]
+    assert settings.litestream_bound_drop_ins(databases, first_unit="counter.service") == [
+        "/etc/systemd/system/counter.service.d/litestream.conf",
+        "/etc/systemd/system/notes.service.d/litestream-notes.conf",
+    ]
+    assert settings.litestream_bound_drop_ins([], first_unit="") == []
