@@ -112,7 +112,7 @@ MARKERS = {
     "s3": "needs the S3 replica (scenario s3)",
     "fleet": "needs two app hosts (scenario s3)",
     "install": "Litestream install and upgrade drills, once per Debian release (scenario default)",
-    "drill": "long fault drill under load, with figures (make drills)",
+    "drill": "long: fault drills under load (with figures) and slow deploy cases (make drills)",
     "monitoring": "needs a monitoring host (scenarios default and s3)",
 }
 

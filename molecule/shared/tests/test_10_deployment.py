@@ -299,6 +299,8 @@ def test_app_hosts_trust_the_s3_stores_ca(apps):
         assert "skip-verify" not in host.file(CONFIG).content_string
 
 
+# Slow (a whole deploy or two): run by `make drills`, kept out of `make test`'s budget.
+@pytest.mark.drill
 def test_a_file_changed_by_hand_is_shown_by_check_and_put_back_by_a_deploy(app, storage):
     """Ansible's own idempotence, no record of earlier deploys: the next run
     finds the hand-made change, --check --diff shows it and leaves it, a real

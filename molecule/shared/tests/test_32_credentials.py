@@ -142,6 +142,8 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     assert with_own_keys("DELETE", probe)["status"] == 204
 
 
+# Slow (a whole deploy or two): run by `make drills`, kept out of `make test`'s budget.
+@pytest.mark.drill
 @pytest.mark.s3
 def test_s3_keys_of_a_removed_client_are_revoked(apps, app, storage):
     names = [app_name(a) for a in apps]

@@ -54,6 +54,8 @@ def test_replacing_one_host_restores_its_own_count(fleet):
     assert visit(first) == first_count + 1, "the other host is untouched"
 
 
+# Slow (a whole deploy or two): run by `make drills`, kept out of `make test`'s budget.
+@pytest.mark.drill
 def test_changes_roll_one_host_at_a_time(fleet):
     first, second = fleet
     for host in fleet:  # both serve: the roll is what is checked
