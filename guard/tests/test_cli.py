@@ -142,3 +142,20 @@ CALLED_AS = [
 def test_every_command_line_the_deploy_uses_parses(argv):
     opts = cli.parser().parse_args(argv)
     assert callable(opts.run)
+
+
+def test_database_names_one_of_the_hosts_other_databases(world, monkeypatch, tmp_path, capsys):
+    first = tmp_path / "guard.json"
+    first.write_text(json.dumps(world.settings))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "guard.json").write_text("{not json")
+    monkeypatch.setattr(settings_module, "SETTINGS", first)
+    # Its own file is read (here unusable: a sentence naming it, exit 1).
+    assert cli.main(["litestream-guard", "--database", "notes", "status"]) == 1
+    assert str(tmp_path / "notes" / "guard.json") in capsys.readouterr().err
+    # A database the host does not have: named, with those it has.
+    assert cli.main(["litestream-guard", "--database", "wiki", "status"]) == 2
+    err = capsys.readouterr().err
+    assert "No database 'wiki'" in err and "databases: notes" in err, err
+    assert cli.main(["litestream-guard", "--database", "../x", "status"]) == 2
+    assert settings_module.path_of(None, first) == first

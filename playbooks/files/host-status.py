@@ -3,7 +3,9 @@
 as root on each host): the units' states, what litestream-guard reports
 (local, replica and confirmed positions, the probe's value, the store, the
 last restore drill) and the app's readiness answer (/healthz, whose text
-says why when replication is down or behind). Reads only."""
+says why when replication is down or behind); then the same, but readiness
+(another app's own business), for each of the host's other databases
+(litestream_databases: /etc/litestream/NAME/guard.json). Reads only."""
 
 from __future__ import annotations
 
@@ -13,18 +15,20 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 UNITS = ["litestream.service", "counter.service", "litestream-restore-drill.timer"]
 GUARD = "/usr/local/sbin/litestream-guard"
+CONFIG_DIR = Path("/etc/litestream")
 
 
 def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def units() -> dict[str, str]:
+def units(names: list[str]) -> dict[str, str]:
     states = {}
-    for unit in UNITS:
+    for unit in names:
         out = run("systemctl", "show", "-p", "ActiveState", "-p", "LoadState", unit)
         props = dict(line.partition("=")[::2] for line in out.stdout.splitlines())
         loaded = props.get("LoadState", "?")
@@ -32,11 +36,11 @@ def units() -> dict[str, str]:
     return states
 
 
-def guard() -> dict:
+def guard(*database: str) -> dict:
     if not shutil.which(GUARD):
         return {"error": f"{GUARD} is not installed"}
     try:
-        out = run(GUARD, "status", timeout=60)
+        out = run(GUARD, *database, "status", timeout=60)
     except subprocess.TimeoutExpired:
         return {"error": "litestream-guard status did not answer within 60 s"}
     try:
@@ -71,8 +75,28 @@ def readiness() -> dict:
         return {"status": 0, "body": str(error)}
 
 
+def databases() -> dict[str, dict]:
+    """Each other database: its units (its Litestream, its app, its drill
+    timer, in that order) and what the guard reports of it."""
+    found = {}
+    for settings in sorted(CONFIG_DIR.glob("*/guard.json")):
+        name = settings.parent.name
+        try:
+            app = json.loads(settings.read_text()).get("app_unit", "")
+        except (OSError, ValueError):
+            app = ""
+        names = [f"litestream@{name}.service", app, f"litestream-restore-drill@{name}.timer"]
+        found[name] = {
+            "unit_names": names,
+            "units": units([unit for unit in names if unit]),
+            "guard": guard("--database", name),
+        }
+    return found
+
+
 def main() -> int:
-    print(json.dumps({"units": units(), "guard": guard(), "readiness": readiness()}))
+    report = {"units": units(UNITS), "guard": guard(), "readiness": readiness()}
+    print(json.dumps(report | {"databases": databases()}))
     return 0
 
 

@@ -1,11 +1,14 @@
 """status_table: the rows of playbooks/status.yml as a table a person reads
-at a glance (one line per host, then the reasons of what is not well)."""
+at a glance (one line per host, one per other database of a host as
+HOST/NAME, then the reasons of what is not well)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 
+# The first database's units (the counter's); another database's are in its report.
+FIRST_UNITS = ["litestream.service", "counter.service", "litestream-restore-drill.timer"]
 COLUMNS = [
     "host",
     "litestream",
@@ -33,6 +36,7 @@ def _age(unix: float) -> str:
 
 def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
     units = report.get("units", {})
+    unit_names = report.get("unit_names", FIRST_UNITS)
     guard = report.get("guard", {})
     ready = report.get("readiness", {})
     notes: list[str] = []
@@ -75,6 +79,8 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
         eta = restoring.get("eta_seconds")
         step = restoring.get("phase", "fetched")
         notes.append(f"restoring: {step} {mib} MiB" + (f", about {eta} s left" if eta else ""))
+    elif "readiness" not in report:
+        ready_cell = "-"  # another app's readiness is its own business
     elif status != 200:
         ready_cell = f"NO ({status})"
         notes.append(f"readiness: {ready.get('body', '')}")
@@ -82,9 +88,7 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
         ready_cell = "yes"
     row = [
         host,
-        units.get("litestream.service", "?"),
-        units.get("counter.service", "?"),
-        units.get("litestream-restore-drill.timer", "?"),
+        *(units.get(unit, "?") if unit else "-" for unit in unit_names),
         str(guard.get("probe", "?")),
         str(guard.get("local_txid", "?")),
         str(replica),
@@ -108,9 +112,13 @@ def status_table(reports: dict) -> str:
             rows.append([host] + ["?"] * (len(COLUMNS) - 1))
             notes.append(f"{host}: not reached: {report['unreachable']}")
             continue
-        row, host_notes = _row(host, report)
-        rows.append(row)
-        notes += [f"{host}: {note}" for note in host_notes]
+        for label, part in [(host, report)] + [
+            (f"{host}/{name}", database)
+            for name, database in sorted(report.get("databases", {}).items())
+        ]:
+            row, part_notes = _row(label, part)
+            rows.append(row)
+            notes += [f"{label}: {note}" for note in part_notes]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -119,7 +127,9 @@ def status_table(reports: dict) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines.append("")
-    lines += notes or ["every host: units active, ready, replica confirmed, store reachable"]
+    lines += notes or [
+        "every host and database: units active, ready, replica confirmed, store reachable"
+    ]
     lines.append(f"(as of {stamp})")
     return "\n".join(lines)
 

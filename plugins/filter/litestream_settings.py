@@ -487,11 +487,19 @@ def litestream_bound_drop_ins(databases: list, first_unit: str = "") -> list[str
     return found
 
 
+def litestream_units(databases: list) -> list[str]:
+    """Every database's Litestream unit: litestream.service for the host's
+    first database, litestream@NAME.service for each other."""
+    names = [db.get("name", "") for db in databases or [] if isinstance(db, dict)]
+    return ["litestream.service"] + [f"litestream@{name}.service" for name in names if name]
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "litestream_databases_problems": litestream_databases_problems,
             "litestream_bound_drop_ins": litestream_bound_drop_ins,
+            "litestream_units": litestream_units,
             "litestream_settings_problems": litestream_settings_problems,
             "litestream_replica_problems": litestream_replica_problems,
         }

@@ -295,3 +295,13 @@ def test_each_bound_app_has_its_own_drop_in() -> None:
         "/etc/systemd/system/notes.service.d/litestream-notes.conf",
     ]
     assert settings.litestream_bound_drop_ins([], first_unit="") == []
+
+
+def test_every_databases_litestream_unit():
+    databases = [{"name": "notes", "db_path": "/var/lib/notes/notes.db"}, {"name": "wiki"}]
+    assert settings.litestream_units(databases) == [
+        "litestream.service",
+        "litestream@notes.service",
+        "litestream@wiki.service",
+    ]
+    assert settings.litestream_units(None) == ["litestream.service"]

@@ -50,3 +50,25 @@ def test_a_host_not_ready_says_why():
     table = status_table({"web1": report})
     (row,) = [line for line in table.splitlines() if line.startswith("web1 ")]
     assert "NO (503)" in row and "web1: readiness: replication behind" in table
+
+
+def test_each_other_database_is_a_row_of_its_own():
+    names = ["litestream@notes.service", "notes.service", "litestream-restore-drill@notes.timer"]
+    notes = {
+        "unit_names": names,
+        "units": dict(zip(names, ["active", "failed", "active"], strict=True)),
+        "guard": {"probe": 7, "local_txid": 9, "replica_txid": 9, "store_reachable": False},
+    }
+    report = {
+        "units": {unit: "active" for unit in UNITS},
+        "guard": {"probe": 3, "local_txid": 5, "replica_txid": 5, "store_reachable": True},
+        "readiness": {"status": 200, "body": "ok"},
+        "databases": {"notes": notes},
+    }
+    table = status_table({"web1": report})
+    (first,) = [line for line in table.splitlines() if line.startswith("web1 ")]
+    (other,) = [line for line in table.splitlines() if line.startswith("web1/notes ")]
+    assert first.split()[1:4] == ["active", "active", "active"]
+    assert other.split()[1:5] == ["active", "failed", "active", "7"]
+    assert other.split()[8] == "-", "another app's readiness is not asked"
+    assert "web1/notes: store:" in table and "web1: store:" not in table

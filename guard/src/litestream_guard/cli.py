@@ -8,7 +8,8 @@ from a damaged one. This helper closes both gaps, reading only what Litestream
 itself reports (`status`, `ltx`, `restore`, the control socket).
 
 Settings come from /etc/litestream/guard.json (written by Ansible;
-LITESTREAM_GUARD_SETTINGS names another file). Exit 0 lets Litestream start;
+LITESTREAM_GUARD_SETTINGS names another file); those of the host's other
+databases from /etc/litestream/NAME/guard.json (--database NAME). Exit 0 lets Litestream start;
 1: try again (the store is unreachable, a restore failed); 2: bad arguments;
 3: refused, the operator decides (starting would roll the replica back or
 mix two histories). systemd retries any start that does not exit 0.
@@ -36,6 +37,12 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    top.add_argument(
+        "--database",
+        metavar="NAME",
+        help="one of the host's other databases (litestream_databases) by its name "
+        "(default: the host's first database)",
+    )
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)
@@ -53,7 +60,7 @@ def main(argv: list[str]) -> int:
         warn(top.format_help())
         return EXIT_USAGE
     try:
-        host = Host(settings.load())
+        host = Host(settings.load(settings.path_of(opts.database)))
         with host.exclusive(opts.command):
             opts.run(host, opts)
     except Refused as error:

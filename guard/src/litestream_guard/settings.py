@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_RETRY, Refused
+from .errors import EXIT_RETRY, EXIT_USAGE, Refused
 
 SETTINGS = Path(os.environ.get("LITESTREAM_GUARD_SETTINGS", "/etc/litestream/guard.json"))
 
@@ -110,6 +111,34 @@ class Settings:
         else:
             values["drill"] = None
         return cls(**values)
+
+
+def databases(first: Path | None = None) -> list[str]:
+    """The names of the host's other databases (litestream_databases): each
+    has its settings in a directory of its name beside the first one's."""
+    first = first or SETTINGS
+    return sorted(p.parent.name for p in first.parent.glob("*/guard.json"))
+
+
+def path_of(database: str | None, first: Path | None = None) -> Path:
+    """The settings file of one database: the host's first (None), or one of
+    litestream_databases by its name."""
+    first = first or SETTINGS
+    if database is None:
+        return first
+    if not re.fullmatch(r"[a-z0-9_]+", database):
+        raise Refused(
+            f"--database {database!r}: a name of litestream_databases ([a-z0-9_]+)", EXIT_USAGE
+        )
+    path = first.parent / database / "guard.json"
+    if not path.exists():
+        known = ", ".join(databases(first)) or "none"
+        raise Refused(
+            f"No database {database!r} on this host ({path} is not there); the host's other "
+            f"databases: {known} (without --database: its first, {first})",
+            EXIT_USAGE,
+        )
+    return path
 
 
 def load(path: Path | None = None) -> Settings:

@@ -236,6 +236,13 @@ def run_site(
     )
 
 
+def status_table(output: str) -> str:
+    """playbooks/status.yml's table as its debug task printed it (JSON result format)."""
+    match = re.search(r'"msg": ("(?:[^"\\]|\\.)*")', output)
+    assert match, output[-2000:]
+    return json.loads(match.group(1))
+
+
 def recap_changed(output: str) -> dict[str, int]:
     """changed= of each host in a play's recap ({} when there is no recap)."""
     return {m[0]: int(m[1]) for m in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
