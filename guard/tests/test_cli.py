@@ -12,7 +12,7 @@ import pytest
 
 from litestream_guard import cli, lifecycle
 from litestream_guard import settings as settings_module
-from litestream_guard.errors import EXIT_REFUSED
+from litestream_guard.errors import EXIT_REFUSED, Refused
 
 
 def test_settings_file_is_what_main_reads(world, monkeypatch, tmp_path):
@@ -159,3 +159,13 @@ def test_database_names_one_of_the_hosts_other_databases(world, monkeypatch, tmp
     assert "No database 'wiki'" in err and "databases: notes" in err, err
     assert cli.main(["litestream-guard", "--database", "../x", "status"]) == 2
     assert settings_module.path_of(None, first) == first
+
+
+def test_the_staged_settings_are_no_database(tmp_path):
+    first = tmp_path / "guard.json"
+    for name in ("staged", "notes"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "guard.json").write_text("{}")
+    assert settings_module.databases(first) == ["notes"]
+    with pytest.raises(Refused):
+        settings_module.path_of("staged", first)

@@ -81,6 +81,8 @@ def databases() -> dict[str, dict]:
     found = {}
     for settings in sorted(CONFIG_DIR.glob("*/guard.json")):
         name = settings.parent.name
+        if name == "staged":  # the first database's staged settings (a deploy's)
+            continue
         try:
             app = json.loads(settings.read_text()).get("app_unit", "")
         except (OSError, ValueError):

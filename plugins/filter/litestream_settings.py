@@ -448,6 +448,11 @@ def litestream_databases_problems(
                 f"{where}: name must be 1-32 of a-z, 0-9 and _, starting with a letter"
                 f" (it names litestream@NAME.service), got {_dumps(name)}."
             )
+        elif name == "staged":
+            problems.append(
+                f"{where}: the name staged is taken (the first database's staged settings,"
+                " litestream_config_dir/staged/): choose another."
+            )
         elif name in names:
             problems.append(f"{where}: the name {name} is given twice.")
         else:

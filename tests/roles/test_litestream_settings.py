@@ -269,6 +269,7 @@ def test_other_databases_pass_when_each_is_its_own() -> None:
         (["notes"], "must be a dict"),
         ([{**NOTES, "name": "Notes-1"}], "name must be 1-32 of a-z, 0-9 and _"),
         ([NOTES, {**NOTES, "db_path": "/var/lib/x/x.db"}], "the name notes is given twice"),
+        ([{**NOTES, "name": "staged"}], "the name staged is taken"),
         (
             [{**NOTES, "db_path": "/var/lib/counter/counter.db"}],
             "is replicated by another database",

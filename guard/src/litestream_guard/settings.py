@@ -16,6 +16,8 @@ from typing import Any
 from .errors import EXIT_RETRY, EXIT_USAGE, Refused
 
 SETTINGS = Path(os.environ.get("LITESTREAM_GUARD_SETTINGS", "/etc/litestream/guard.json"))
+# Beside the first database's settings: its staged ones (a deploy's), not a database.
+STAGED = "staged"
 
 Seconds = int | float
 
@@ -117,7 +119,8 @@ def databases(first: Path | None = None) -> list[str]:
     """The names of the host's other databases (litestream_databases): each
     has its settings in a directory of its name beside the first one's."""
     first = first or SETTINGS
-    return sorted(p.parent.name for p in first.parent.glob("*/guard.json"))
+    found = first.parent.glob("*/guard.json")
+    return sorted(p.parent.name for p in found if p.parent.name != STAGED)
 
 
 def path_of(database: str | None, first: Path | None = None) -> Path:
@@ -126,7 +129,7 @@ def path_of(database: str | None, first: Path | None = None) -> Path:
     first = first or SETTINGS
     if database is None:
         return first
-    if not re.fullmatch(r"[a-z0-9_]+", database):
+    if not re.fullmatch(r"[a-z0-9_]+", database) or database == STAGED:
         raise Refused(
             f"--database {database!r}: a name of litestream_databases ([a-z0-9_]+)", EXIT_USAGE
         )
