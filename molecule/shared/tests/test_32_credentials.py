@@ -111,10 +111,11 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     mine, theirs = app_name(own), app_name(other)
     bucket = STORE["s3_bucket"]
     visit(other)
-    # A snapshot (level 9): Litestream keeps the newest one whatever its
-    # retention, while an L0 file may be compacted away between two listings.
+    # A snapshot (level 9: ltx/9/ in Litestream's file layout, 0009/ in its
+    # S3 one): Litestream keeps the newest one whatever its retention, while
+    # an L0 file may be compacted away between two listings.
     their_keys = wait_until(
-        lambda: [o for o in replica_objects(other, storage) if re.search(r"/ltx/9/.*\.ltx$", o)],
+        lambda: [o for o in replica_objects(other, storage) if re.search(r"/0009/[^/]+\.ltx$", o)],
         timeout=60,
         what=f"a snapshot of {theirs}",
     )
