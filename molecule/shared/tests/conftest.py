@@ -114,6 +114,7 @@ MARKERS = {
     "install": "Litestream install and upgrade drills, once per Debian release (scenario default)",
     "drill": "long: fault drills under load (with figures) and slow deploy cases (make drills)",
     "monitoring": "needs a monitoring host (scenarios default and s3)",
+    "once": "store-independent: runs in one scenario (default), for make test's time",
 }
 
 

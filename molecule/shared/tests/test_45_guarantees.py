@@ -193,7 +193,11 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
     finally:
         app.check_output(f"systemctl kill -s CONT {LITESTREAM_UNIT}")
     wait_until(lambda: healthy(app), timeout=30, what="ready again")
-    # Whatever state the deploy finds the units in, it leaves both running.
+
+
+# A whole deploy: in `make drills`, for make test's time.
+@pytest.mark.drill
+def test_a_deploy_leaves_the_units_it_finds_stopped_running(app):
     stop_app(app)
     result = run_site({})
     assert result.returncode == 0, result.stdout[-3000:]

@@ -107,9 +107,11 @@ def _restore_from(app, replica: dict) -> int:
     return int(count)
 
 
-# Each scenario runs two of these four in `make test` (time): the switch on
-# SFTP, the deploy-time refusal on S3; the wipe and the takeover on both.
-# The switch runs on both stores in `make drills` (after 5.5 min of writes).
+# `make test` runs the deploy-time refusal on S3, the wipe and the takeover
+# on both stores; the switches (this one on SFTP, and the long one below on
+# both stores, after 5.5 min of writes) run in `make drills`, for make
+# test's time (three minutes each).
+@pytest.mark.drill
 @pytest.mark.sftp
 def test_a_switch_and_back_keeps_replicating_and_both_destinations_restore(app, storage, figures):
     original = deployed_replica(app)

@@ -312,6 +312,7 @@ def test_status_shows_it_as_a_row_of_its_own(app, sqlite_web):
     assert cells[8] == "-" and "reachable" in row, row
 
 
+@pytest.mark.once
 def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_web):
     text = f"restored-{uuid.uuid4().hex[:8]}"
     assert note(app, text)["status"] == 302

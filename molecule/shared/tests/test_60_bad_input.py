@@ -57,6 +57,7 @@ def _journal_mode(app, mode: str) -> str:
     return app.check_output("runuser -u %s -- python3 -c %s", USER, code)
 
 
+@pytest.mark.once
 def test_a_database_in_rollback_journal_mode_is_refused_with_how_to_switch(app):
     """What Litestream needs from the app's database: WAL mode (an app that
     switched its file to another journal mode is refused before any change,
@@ -101,7 +102,12 @@ WRONG_SECRET = "WrongSecretKey0123456789abcdef"  # noqa: S105 - a deliberately w
     ("override", "problem"),
     [
         ({"secret-access-key": WRONG_SECRET}, "secret key is wrong"),
-        ({"bucket": "no-such-bucket"}, "bucket no-such-bucket does not exist"),
+        # A deploy each: the second in `make drills`, for make test's time.
+        pytest.param(
+            {"bucket": "no-such-bucket"},
+            "bucket no-such-bucket does not exist",
+            marks=pytest.mark.drill,
+        ),
     ],
     ids=["wrong-secret", "unknown-bucket"],
 )
