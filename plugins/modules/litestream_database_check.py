@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import grp
+import os
 import pwd
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -22,7 +24,8 @@ description:
     18 and 19 are 2; a rollback-journal file would be switched to WAL by Litestream at its start,
     behind the app's back, and an app that sets another journal_mode when it opens the file
     breaks replication). A missing database is no problem (restored from the replica, or created
-    by the app).
+    by the app). It belongs to O(group) and is group-writable: Litestream writes it, and its
+    -wal and -shm files (which SQLite makes with the database's mode), through that group.
   - >-
     The unit, when installed: it runs with O(group) (its Group=, or its User='s primary group),
     so the -wal and -shm files the app creates belong to the group Litestream's account shares
@@ -115,6 +118,32 @@ def database_problems(path: str, facts: dict) -> list[str]:
     ]
 
 
+def file_facts(st: os.stat_result) -> dict:
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return {"mode": f"{stat.S_IMODE(st.st_mode):04o}", "group": group}
+
+
+def mode_problems(path: str, group: str, facts: dict) -> list[str]:
+    """Litestream writes the database's -wal and -shm files through the
+    shared group, and SQLite gives those files the database file's mode."""
+    if not facts.get("mode"):
+        return []
+    mode = int(facts["mode"], 8)
+    if mode & 0o060 == 0o060 and facts.get("group") == group:
+        return []
+    return [
+        f"{path} is mode {facts['mode']}, group {facts.get('group')}: Litestream writes it (and its"
+        f" -wal and -shm, which SQLite makes with the database's mode) through the group {group},"
+        f" so it must be group {group} and group-writable: with the app stopped,"
+        f" `chgrp {group} {path}* && chmod g+rw {path}*`. SQLite creates a missing database 0644"
+        " less the umask (never group-writable): the app must create the file first, 0666 less"
+        " its umask (the role gives the unit UMask=0007), as the counter does."
+    ]
+
+
 def parse_show(text: str) -> dict[str, str]:
     """`systemctl show -p A -p B UNIT` output: {A: value, B: value}."""
     found = {}
@@ -200,7 +229,13 @@ def main() -> None:
             module.fail_json(msg=f"systemctl show {unit}: {err.strip() or out.strip()}")
         show = parse_show(out)
     units = unit_facts(unit, show)
-    problems = database_problems(path, database) + unit_problems(unit, group, units)
+    if database["exists"]:
+        database |= file_facts(os.stat(path))
+    problems = (
+        database_problems(path, database)
+        + mode_problems(path, group, database)
+        + unit_problems(unit, group, units)
+    )
     module.exit_json(changed=False, database=database, unit=units, problems=problems)
 
 

@@ -106,10 +106,29 @@ def test_parse_show() -> None:
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_the_module_reports_problems_and_changes_nothing(tmp_path: Path, check_mode: bool) -> None:
     path = database(tmp_path / "app.db", "delete")
+    os.chmod(path, 0o660)
+    group = grp.getgrgid(os.stat(path).st_gid).gr_name
     before = Path(path).read_bytes()
-    result = run_module({"path": path, "group": "nobody"}, check_mode=check_mode)
+    result = run_module({"path": path, "group": group}, check_mode=check_mode)
     assert result["changed"] is False
-    assert result["database"] == {"exists": True, "sqlite": True, "journal": "rollback"}
+    assert result["database"] == {
+        "exists": True,
+        "sqlite": True,
+        "journal": "rollback",
+        "mode": "0660",
+        "group": group,
+    }
     assert result["unit"]["found"] is False
     assert len(result["problems"]) == 1
     assert Path(path).read_bytes() == before
+
+
+def test_a_database_the_shared_group_cannot_write_says_how_to_share_it() -> None:
+    good = {"mode": "0660", "group": "notes"}
+    assert check.mode_problems("/var/lib/notes/notes.db", "notes", good) == []
+    assert check.mode_problems("/x.db", "notes", {}) == [], "no file: nothing to say"
+    for facts in ({"mode": "0640", "group": "notes"}, {"mode": "0660", "group": "other"}):
+        (problem,) = check.mode_problems("/var/lib/notes/notes.db", "notes", facts)
+        assert f"mode {facts['mode']}, group {facts['group']}" in problem
+        assert "chgrp notes /var/lib/notes/notes.db* && chmod g+rw" in problem
+        assert "create the file first, 0666 less" in problem

@@ -275,13 +275,14 @@ def test_its_lost_database_is_restored_before_it_starts(app, sqlite_web):
 
 def test_a_rolled_back_database_is_refused(app, sqlite_web):
     stop_notes(app)
-    app.check_output("rm -rf %s && mkdir %s && cp -a %s* %s/", COPY, COPY, DB, COPY)
+    app.check_output("rm -rf %s && cp -a %s %s", COPY, DIR, COPY)
     start_notes(app)
     later = f"later-{uuid.uuid4().hex[:8]}"
     assert note(app, later)["status"] == 302
     stop_notes(app)
-    # What a VM snapshot revert does: the older files back.
-    app.check_output("rm -f %s %s-wal %s-shm && cp -a %s/. %s/", DB, DB, DB, COPY, DIR)
+    # What a VM snapshot revert does: the older directory back (the
+    # database and Litestream's state beside it).
+    app.check_output("rm -rf %s && cp -a %s %s", DIR, COPY, DIR)
     since = host_now(app)
     app.check_output("systemctl start --no-block %s", APP)
     said = wait_until(
