@@ -318,8 +318,10 @@ def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_w
     text = f"restored-{uuid.uuid4().hex[:8]}"
     assert note(app, text)["status"] == 302
     counter_litestream = main_pid(app, LITESTREAM_UNIT)
+    # The inventory names the host's databases (here as the deploy had them).
+    listed = {"litestream_databases": [sqlite_web], "restore_hosts": app_name(app)}
     result = run_site(
-        {"restore_hosts": app_name(app), "restore_latest": True, "restore_database": NAME},
+        listed | {"restore_latest": True, "restore_database": NAME},
         playbook="playbooks/restore.yml",
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -328,7 +330,7 @@ def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_w
     assert main_pid(app, LITESTREAM_UNIT) == counter_litestream, "the counter's is untouched"
     # Unknown to a host: refused before anything is touched.
     refused = run_site(
-        {"restore_hosts": app_name(app), "restore_latest": True, "restore_database": "wiki"},
+        listed | {"restore_latest": True, "restore_database": "wiki"},
         playbook="playbooks/restore.yml",
     )
     assert refused.returncode != 0, refused.stdout[-2000:]
