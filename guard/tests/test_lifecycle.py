@@ -75,6 +75,18 @@ def test_database_behind_its_replica_is_refused(world):
     assert "restore-from-replica" in str(error) and "adopt-local" in str(error)
 
 
+def test_another_databases_refusal_names_its_own_guard_command(world):
+    """Run as shown, the way out acts on the refused database, not the first."""
+    world.settings["unit"] = "litestream@notes.service"
+    world.db.write_text("db")
+    world.local(3)
+    world.replica(1, 5)
+    world.here(5)
+    error = str(refused(world))
+    assert "`litestream-guard --database notes restore-from-replica`" in error
+    assert "`litestream-guard --database notes adopt-local`" in error
+
+
 def test_existing_database_and_empty_replica_path_start(world):
     world.db.write_text("db")
     world.local(4)

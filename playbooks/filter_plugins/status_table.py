@@ -39,7 +39,12 @@ def _row(host: str, report: dict) -> tuple[list[str], list[str]]:
     unit_names = report.get("unit_names", FIRST_UNITS)
     guard = report.get("guard", {})
     ready = report.get("readiness", {})
-    notes: list[str] = []
+    # Litestream and the app not running (another app has no readiness to say so).
+    notes: list[str] = [
+        f"{unit} is {units.get(unit, '?')}"
+        for unit in unit_names[:2]
+        if unit and units.get(unit, "?") != "active"
+    ]
     litestream_state = guard.get("litestream", {})
     drill = guard.get("restore_drill")
     if drill is None:

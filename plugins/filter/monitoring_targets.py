@@ -51,7 +51,8 @@ def monitoring_litestream_targets(
 ) -> list[dict]:
     targets = []
     for name in hosts or []:
-        own = hostvars.get(name, {})
+        # Not .get(): HostVars raises on a name it does not hold.
+        own = hostvars[name] if name in hostvars else {}  # noqa: SIM401
         reach = str(own.get("ansible_host") or "").strip() or name
         targets.append({"address": _address(reach, port), "labels": {"host": name}})
         for db in own.get("litestream_databases") or []:

@@ -72,3 +72,4 @@ def test_each_other_database_is_a_row_of_its_own():
     assert other.split()[1:5] == ["active", "failed", "active", "7"]
     assert other.split()[8] == "-", "another app's readiness is not asked"
     assert "web1/notes: store:" in table and "web1: store:" not in table
+    assert "web1/notes: notes.service is failed" in table, "a stopped app is said"

@@ -4,6 +4,8 @@ history, and the refusals that keep two histories out of one place."""
 
 from __future__ import annotations
 
+import re
+
 from .errors import EXIT_REFUSED, Refused, StoreUnreachable
 from .host import Host
 from .litestream import max_txid
@@ -12,10 +14,17 @@ from .state import now, stamp
 from .stores import Store
 
 
-def ways_out() -> str:
+def guard_command(unit: str) -> str:
+    """How an operator names this database's guard: `litestream-guard`, or
+    `litestream-guard --database NAME` for litestream@NAME.service."""
+    match = re.fullmatch(r"litestream@(.+)\.service", unit or "")
+    return "litestream-guard" + (f" --database {match.group(1)}" if match else "")
+
+
+def ways_out(guard: str = "litestream-guard") -> str:
     return (
-        "Not starting. Ways out (as root): `litestream-guard restore-from-replica` "
-        "(the local file is kept aside) or `litestream-guard adopt-local` (the "
+        f"Not starting. Ways out (as root): `{guard} restore-from-replica` "
+        f"(the local file is kept aside) or `{guard} adopt-local` (the "
         "replica's newest state is kept aside, the local file goes on)."
     )
 
@@ -25,11 +34,17 @@ def rollback(host: Host, local: int, replica: int) -> str:
         f"REFUSED: {host.db} is at TXID {local} but its replica is at TXID {replica}: "
         "the local file is older than what was replicated (a VM snapshot revert, an "
         "old volume, a restored backup?). Starting would roll the replica back. "
-        f"{ways_out()}"
+        f"{ways_out(guard_command(host.settings.unit))}"
     )
 
 
-def foreign(destination: str, files: list[dict], replica: int, known: dict | str | None) -> str:
+def foreign(
+    destination: str,
+    files: list[dict],
+    replica: int,
+    known: dict | str | None,
+    guard: str = "litestream-guard",
+) -> str:
     levels = sorted({int(f["level"]) for f in files})
     if isinstance(known, str):
         what = known
@@ -45,7 +60,7 @@ def foreign(destination: str, files: list[dict], replica: int, known: dict | str
         f"{len(files)} LTX files up to TXID {replica} (levels {levels}), and {what}. "
         "Replicating there would mix two histories in one place. Not starting. Ways out: "
         "point litestream_replica at an empty path and deploy again, or take the path "
-        "over (as root on this host: `litestream-guard takeover`): what it holds is moved "
+        f"over (as root on this host: `{guard} takeover`): what it holds is moved "
         f"under {destination}/aside-<time> (never deleted) and this host's history "
         "begins there."
     )

@@ -16,7 +16,7 @@ from . import history, systemd
 from .accounts import own, require_root, share
 from .dbfiles import aside_dir, move_aside, remove_stale
 from .errors import EXIT_REFUSED, Refused, StoreUnreachable
-from .history import foreign, left_as_it_was, rollback, ways_out
+from .history import foreign, guard_command, left_as_it_was, rollback, ways_out
 from .host import Host
 from .litestream import max_txid, restorable_to
 from .output import say, warn
@@ -143,7 +143,7 @@ def _no_state(host: Host, replica: int) -> str:
     return (
         f"REFUSED: {host.db} exists but has no Litestream state, while its replica "
         f"holds TXID {replica}. Starting would replace the replica's newest state "
-        f"with this file. {ways_out()}"
+        f"with this file. {ways_out(guard_command(host.settings.unit))}"
     )
 
 
@@ -211,7 +211,10 @@ def check_position(host: Host) -> None:
         if left_as_it_was(known, replica):
             history.return_to(host, known, files, replica)
             return
-        raise Refused(foreign(destination, files, replica, known), EXIT_REFUSED)
+        raise Refused(
+            foreign(destination, files, replica, known, guard_command(host.settings.unit)),
+            EXIT_REFUSED,
+        )
     if local is not None and local < current["txid"]:
         raise Refused(rollback(host, local, current["txid"]), EXIT_REFUSED)
     restorable = restorable_to(files)
@@ -233,6 +236,7 @@ def check_position(host: Host) -> None:
                 f"it restores up to TXID {restorable} only, while this host had confirmed "
                 f"TXID {current['txid']} there: another history was put in its place, or "
                 "the store was brought back from an older backup",
+                guard_command(host.settings.unit),
             ),
             EXIT_REFUSED,
         )

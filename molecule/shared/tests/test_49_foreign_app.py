@@ -174,8 +174,9 @@ def start_notes(app) -> None:
 
 def _clean(app) -> None:
     """sqlite-web and everything its deploy made, gone (its replica stays)."""
-    app.run("systemctl disable --now %s %s litestream-restore-drill@%s.timer", APP, TIMER, NAME)
-    app.run("systemctl stop %s", UNIT)
+    app.run(
+        "systemctl disable --now %s %s %s litestream-restore-drill@%s.timer", APP, UNIT, TIMER, NAME
+    )
     paths = [
         f"/etc/systemd/system/{UNIT}",
         f"/etc/systemd/system/{UNIT}.d",
@@ -291,6 +292,7 @@ def test_a_rolled_back_database_is_refused(app, sqlite_web):
         "the guard refuses the rolled-back file",
     )
     assert "Starting would roll the replica back" in said, said
+    assert f"`litestream-guard --database {NAME} restore-from-replica`" in said, said
     assert not serving(app), "nothing serves the old file"
     assert app.service(LITESTREAM_UNIT).is_running, "the counter's Litestream goes on"
     # The operator's way out, for this database: the replica's state back
@@ -335,5 +337,8 @@ def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_w
     )
     assert refused.returncode != 0, refused.stdout[-2000:]
     assert "has no database wiki" in refused.stdout, refused.stdout[-2000:]
-    for aside in app.check_output("ls -d %s.aside-* 2>/dev/null || true", DB).split():
+    # The swap kept the live files aside: the restore did act on this database.
+    asides = app.check_output("ls -d %s.aside-* 2>/dev/null || true", DB).split()
+    assert asides, f"no {DB}.aside-* left by the swap"
+    for aside in asides:
         app.run("rm -rf %s", aside)
