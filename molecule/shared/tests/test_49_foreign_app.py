@@ -335,8 +335,9 @@ def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_w
         listed | {"restore_latest": True, "restore_database": "wiki"},
         playbook="playbooks/restore.yml",
     )
-    assert refused.returncode != 0, refused.stdout[-2000:]
-    assert "has no database wiki" in refused.stdout, refused.stdout[-2000:]
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0, said[-2000:]
+    assert "has no database wiki" in said, said[-2000:]
     # The swap kept the live files aside: the restore did act on this database.
     asides = app.check_output("ls -d %s.aside-* 2>/dev/null || true", DB).split()
     assert asides, f"no {DB}.aside-* left by the swap"

@@ -17,6 +17,7 @@ host's trust store. Standard library only; signed with the guard's SigV4
 signer, which the tests put before this text.
 """
 
+import html
 import json
 import re
 import sys
@@ -57,8 +58,16 @@ if mode == "request":
 
 bucket, prefix = args[2], args[3]
 delete = re.compile(args[4]) if len(args) > 4 and mode == "list" else None
-listing = s3("GET", "/" + bucket, {"list-type": "2", "prefix": prefix})[1].decode()
-keys = re.findall(r"<Key>([^<]+)</Key>", listing)
+# Every key: a listing gives 1000 at most, the rest through its continuation token.
+keys: list = []
+query = {"list-type": "2", "prefix": prefix}
+while True:
+    listing = s3("GET", "/" + bucket, query)[1].decode()
+    keys += re.findall(r"<Key>([^<]+)</Key>", listing)
+    token = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", listing)
+    if "<IsTruncated>true</IsTruncated>" not in listing or not token:
+        break
+    query = {**query, "continuation-token": html.unescape(token.group(1))}
 if mode == "damage":
     keys = [k for k in keys if re.search(args[4], k)]
     for k in keys:
