@@ -4,13 +4,18 @@ by the next storage deploy (their replicas are kept)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from deployment import ENV_FILE, SETTINGS, STORE
-from hosts import app_name, replica_count, run_site, visit, wait_until
-from stores import replica_objects, s3_identities, s3_request, sftp_account, write_s3_env_file
+from hosts import app_name, deployed_replica, replica_count, run_site, visit, wait_until
+from stores import (
+    objects_under,
+    s3_identities,
+    s3_keys,
+    s3_request,
+    sftp_account,
+    write_s3_env_file,
+)
 
 # A client that is not an app host of the scenario: the "other host" whose
 # replica this scenario's app host must not reach, then a removed host.
@@ -111,11 +116,14 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     mine, theirs = app_name(own), app_name(other)
     bucket = STORE["s3_bucket"]
     visit(other)
-    # A snapshot (level 9: ltx/9/ in Litestream's file layout, 0009/ in its
-    # S3 one): Litestream keeps the newest one whatever its retention, while
-    # an L0 file may be compacted away between two listings.
+    # A snapshot (level 9, `0009/` in Litestream's S3 layout): Litestream
+    # keeps the newest one whatever its retention, while an L0 file may be
+    # compacted away between two listings. Listed under the level's own
+    # prefix: a busy replica holds thousands of L0 objects before it.
+    replica = deployed_replica(other)
+    snapshots = {**replica, "path": replica["path"].strip("/") + "/0009"}
     their_keys = wait_until(
-        lambda: [o for o in replica_objects(other, storage) if re.search(r"/0009/[^/]+\.ltx$", o)],
+        lambda: [o for o in objects_under(other, storage, snapshots) if o.endswith(".ltx")],
         timeout=60,
         what=f"a snapshot of {theirs}",
     )
@@ -135,8 +143,8 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     everything = with_own_keys("GET", query={"list-type": "2"})
     assert refused(everything) and theirs not in everything["body"], everything
     # Their replica is untouched.
-    assert their_keys[0] in replica_objects(other, storage)
-    assert f"{theirs}/planted.ltx" not in replica_objects(other, storage)
+    assert their_keys[0] in objects_under(other, storage, snapshots)
+    assert s3_keys(other, replica["path"].strip("/") + "/planted") == [], "nothing planted"
 
     # This host's own prefix works: write, read, list, delete.
     probe = f"{mine}/probe-{app_name(storage)}.txt"
