@@ -7,11 +7,9 @@ from __future__ import annotations
 import pytest
 
 from deployment import ENV_FILE, SETTINGS, STORE
-from hosts import app_name, deployed_replica, replica_count, run_site, visit, wait_until
+from hosts import app_name, replica_count, run_site, visit, wait_until
 from stores import (
-    objects_under,
     s3_identities,
-    s3_keys,
     s3_request,
     sftp_account,
     write_s3_env_file,
@@ -116,35 +114,35 @@ def test_a_hosts_s3_keys_reach_only_its_own_prefix(apps, storage):
     mine, theirs = app_name(own), app_name(other)
     bucket = STORE["s3_bucket"]
     visit(other)
-    # A snapshot (level 9, `0009/` in Litestream's S3 layout): Litestream
-    # keeps the newest one whatever its retention, while an L0 file may be
-    # compacted away between two listings. Listed under the level's own
-    # prefix: a busy replica holds thousands of L0 objects before it.
-    replica = deployed_replica(other)
-    snapshots = {**replica, "path": replica["path"].strip("/") + "/0009"}
-    their_keys = wait_until(
-        lambda: [o for o in objects_under(other, storage, snapshots) if o.endswith(".ltx")],
-        timeout=60,
-        what=f"a snapshot of {theirs}",
-    )
 
     def with_own_keys(method: str, key: str = "", query: dict | None = None, body: str = ""):
         path = f"/{bucket}/{key}" if key else f"/{bucket}"
         return s3_request(own, ENV_FILE, method, path, query, body)
 
-    # Everything on the other host's prefix is refused with this host's keys.
-    listed = with_own_keys("GET", query={"list-type": "2", "prefix": f"{theirs}/"})
-    assert refused(listed), listed
-    assert refused(with_own_keys("GET", their_keys[0])), their_keys[0]
-    assert refused(with_own_keys("HEAD", their_keys[0]), "")
-    assert refused(with_own_keys("PUT", f"{theirs}/planted.ltx", body="planted"))
-    assert refused(with_own_keys("DELETE", their_keys[0]))
-    # A listing of the whole bucket (no prefix) shows nothing of the other's.
-    everything = with_own_keys("GET", query={"list-type": "2"})
-    assert refused(everything) and theirs not in everything["body"], everything
-    # Their replica is untouched.
-    assert their_keys[0] in objects_under(other, storage, snapshots)
-    assert s3_keys(other, replica["path"].strip("/") + "/planted") == [], "nothing planted"
+    def with_their_keys(method: str, key: str, body: str = ""):
+        return s3_request(other, ENV_FILE, method, f"/{bucket}/{key}", None, body)
+
+    # An object of theirs that stays put while this runs (Litestream's own
+    # files come and go with compaction and retention): written with their
+    # keys, removed with them after.
+    kept = f"{theirs}/kept-{app_name(storage)}.txt"
+    assert with_their_keys("PUT", kept, "theirs")["status"] == 200
+    try:
+        # Everything on the other host's prefix is refused with this host's keys.
+        listed = with_own_keys("GET", query={"list-type": "2", "prefix": f"{theirs}/"})
+        assert refused(listed), listed
+        assert refused(with_own_keys("GET", kept)), kept
+        assert refused(with_own_keys("HEAD", kept), "")
+        assert refused(with_own_keys("PUT", f"{theirs}/planted.ltx", body="planted"))
+        assert refused(with_own_keys("DELETE", kept))
+        # A listing of the whole bucket (no prefix) shows nothing of the other's.
+        everything = with_own_keys("GET", query={"list-type": "2"})
+        assert refused(everything) and theirs not in everything["body"], everything
+        # Their objects are untouched, nothing was planted among them.
+        assert with_their_keys("GET", kept)["body"] == "theirs"
+        assert with_their_keys("GET", f"{theirs}/planted.ltx")["status"] == 404
+    finally:
+        with_their_keys("DELETE", kept)
 
     # This host's own prefix works: write, read, list, delete.
     probe = f"{mine}/probe-{app_name(storage)}.txt"
