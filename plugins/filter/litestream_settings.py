@@ -240,6 +240,21 @@ def _listener_problems(s: dict) -> list[str]:
             " it, set"
             " litestream_metrics_expose: true and firewall the port to that scraper."
         )
+    guard = s.get("litestream_guard_metrics_addr", "")
+    if guard != "" and not (
+        isinstance(guard, str)
+        and _METRICS_ADDR.match(guard)
+        and 1 <= _int(guard.rsplit(":", 1)[1]) <= 65535
+    ):
+        problems.append(
+            'litestream_guard_metrics_addr must be "" (off), HOST:PORT or :PORT (got'
+            f" {_dumps(guard)})."
+        )
+    elif guard and addr and guard.rsplit(":", 1)[1] == str(addr).rsplit(":", 1)[1]:
+        problems.append(
+            f"litestream_guard_metrics_addr ({guard}) and litestream_metrics_addr ({addr}) share"
+            " a port: give the guard's metrics another."
+        )
     url = s["litestream_heartbeat_url"]
     interval = str(s["litestream_heartbeat_interval"])
     factor = {"h": 3600.0, "m": 60.0}.get(interval[-1:], 1.0)
@@ -418,7 +433,10 @@ def _port(addr: object) -> str:
 
 
 def litestream_databases_problems(
-    databases: object, first_path: str = "", first_metrics_addr: str = ""
+    databases: object,
+    first_path: str = "",
+    first_metrics_addr: str = "",
+    guard_metrics_addr: str = "",
 ) -> list[str]:
     """The sentences that say what is wrong with litestream_databases (the
     host's other databases), against each other and the host's first."""
@@ -427,7 +445,7 @@ def litestream_databases_problems(
     problems: list[str] = []
     names: set[str] = set()
     paths = {str(first_path)} if first_path else set()
-    ports = {_port(first_metrics_addr)} - {""}
+    ports = {_port(first_metrics_addr), _port(guard_metrics_addr)} - {""}
     for index, db in enumerate(databases):
         where = f"litestream_databases[{index}]"
         if not isinstance(db, dict):
@@ -474,7 +492,9 @@ def litestream_databases_problems(
             )
         port = _port(db.get("metrics_addr", ""))
         if port and port in ports:
-            problems.append(f"{where}: metrics port {port} is another database's already.")
+            problems.append(
+                f"{where}: metrics port {port} is another database's (or the guard's) already."
+            )
         elif port:
             ports.add(port)
     return problems

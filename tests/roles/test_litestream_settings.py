@@ -137,6 +137,20 @@ def test_exposing_the_metrics_listener_is_allowed_when_asked() -> None:
     assert problems(litestream_metrics_addr="[::1]:9090") == []
 
 
+@pytest.mark.parametrize(
+    ("addr", "says"),
+    [
+        ("9389", 'litestream_guard_metrics_addr must be "" (off), HOST:PORT or :PORT (got "9389")'),
+        (":0", "litestream_guard_metrics_addr must be"),
+        ("127.0.0.1:9390", "share a port"),
+    ],
+)
+def test_the_guards_metrics_listener_is_checked(addr: str, says: str) -> None:
+    assert any(says in p for p in problems(litestream_guard_metrics_addr=addr))
+    assert problems(litestream_guard_metrics_addr=":9389") == []
+    assert problems(litestream_guard_metrics_addr="") == []
+
+
 def test_the_host_and_the_pins_are_checked() -> None:
     found = problems(facts={"service_mgr": "sysvinit", "architecture": "sparc"}, pins={"arch": ""})
     assert found[0] == "web1 runs sysvinit, not systemd: this role manages systemd units."
@@ -247,7 +261,10 @@ NOTES = {"name": "notes", "db_path": "/var/lib/notes/notes.db", "replica": SFTP}
 
 def db_problems(databases: object) -> list[str]:
     return settings.litestream_databases_problems(
-        databases, first_path="/var/lib/counter/counter.db", first_metrics_addr="127.0.0.1:9390"
+        databases,
+        first_path="/var/lib/counter/counter.db",
+        first_metrics_addr="127.0.0.1:9390",
+        guard_metrics_addr="127.0.0.1:9389",
     )
 
 
@@ -277,6 +294,7 @@ def test_other_databases_pass_when_each_is_its_own() -> None:
         ([{**NOTES, "db_path": "notes.db"}], "db_path must be the database file's absolute path"),
         ([{**NOTES, "replica": {}}], "replica must be the database's replica"),
         ([{**NOTES, "metrics_addr": "0.0.0.0:9390"}], "metrics port 9390 is another database's"),
+        ([{**NOTES, "metrics_addr": ":9389"}], "or the guard's)"),
         ([{**NOTES, "db_paht": "/x"}], "unknown keys db_paht"),
     ],
 )

@@ -22,13 +22,13 @@ import sqlite3
 import subprocess
 import sys
 
-from . import destinations, drill, lifecycle, pitr, settings, status
+from . import destinations, drill, lifecycle, metrics, pitr, settings, status
 from .errors import EXIT_OK, EXIT_RETRY, EXIT_USAGE, Refused, StoreUnreachable
 from .host import Host
 from .output import warn
 
 # Each command group owns its subcommands, their flags and usage.
-GROUPS = (lifecycle, status, destinations, drill, pitr)
+GROUPS = (lifecycle, status, destinations, drill, pitr, metrics)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,7 +59,13 @@ def main(argv: list[str]) -> int:
     if not opts.command:
         warn(top.format_help())
         return EXIT_USAGE
+    if getattr(opts, "whole_host", False) and opts.database is not None:
+        warn(f"litestream-guard {opts.command} covers every database of the host: no --database")
+        return EXIT_USAGE
     try:
+        if getattr(opts, "whole_host", False):
+            opts.run(None, opts)
+            return EXIT_OK
         host = Host(settings.load(settings.path_of(opts.database)))
         with host.exclusive(opts.command):
             opts.run(host, opts)
