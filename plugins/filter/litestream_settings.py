@@ -500,6 +500,32 @@ def litestream_databases_problems(
     return problems
 
 
+def litestream_dropped_problems(
+    found: list, databases: object, removed: object, host: str = "HOST"
+) -> list[str]:
+    """The sentences that refuse a database the host runs (``found``: the
+    NAMEs of its litestream@NAME.service) that litestream_databases no longer
+    lists and litestream_databases_removed does not name."""
+    if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
+        return [f"litestream_databases_removed must be a list of names, got {_dumps(removed)}."]
+    listed = {db.get("name") for db in databases or [] if isinstance(db, dict)}
+    problems = []
+    both = sorted(listed & set(removed))
+    if both:
+        problems.append(
+            f"{', '.join(both)}: named in litestream_databases and litestream_databases_removed"
+            " at once: keep one."
+        )
+    for name in sorted(set(found) - listed - set(removed)):
+        problems.append(
+            f"{host} runs litestream@{name}.service for a database litestream_databases no longer"
+            f" lists: list it again, or name it in litestream_databases_removed to stop its"
+            " Litestream (after its final sync) and remove its units, settings and guard state"
+            " (its database file and its replica stay; its app runs on, unreplicated)."
+        )
+    return problems
+
+
 def litestream_bound_drop_ins(databases: list, first_unit: str = "") -> list[str]:
     """The drop-in of every bound app's unit: litestream.conf for the host's
     first database, litestream-NAME.conf for another."""
@@ -525,6 +551,7 @@ class FilterModule:
             "litestream_databases_problems": litestream_databases_problems,
             "litestream_bound_drop_ins": litestream_bound_drop_ins,
             "litestream_units": litestream_units,
+            "litestream_dropped_problems": litestream_dropped_problems,
             "litestream_settings_problems": litestream_settings_problems,
             "litestream_replica_problems": litestream_replica_problems,
         }

@@ -324,3 +324,19 @@ def test_every_databases_litestream_unit():
         "litestream@wiki.service",
     ]
     assert settings.litestream_units(None) == ["litestream.service"]
+
+
+def test_a_database_dropped_from_the_list_is_refused_until_named_as_removed():
+    dropped = settings.litestream_dropped_problems(["notes", "wiki"], [NOTES], [], host="app1")
+    assert len(dropped) == 1
+    assert dropped[0].startswith(
+        "app1 runs litestream@wiki.service for a database litestream_databases no longer lists"
+    )
+    assert "litestream_databases_removed" in dropped[0]
+    assert settings.litestream_dropped_problems(["notes", "wiki"], [NOTES], ["wiki"]) == []
+    assert settings.litestream_dropped_problems([], [], ["gone"]) == [], "removed already: fine"
+    both = settings.litestream_dropped_problems(["notes"], [NOTES], ["notes"])
+    assert both == [
+        "notes: named in litestream_databases and litestream_databases_removed at once: keep one."
+    ]
+    assert "must be a list of names" in settings.litestream_dropped_problems([], [], "notes")[0]

@@ -64,6 +64,7 @@ VENV_PY = SETTINGS["counter_venv_python"]
 PORT = int(SETTINGS["counter_port"])
 METRICS_PORT = int(SETTINGS["counter_metrics_port"])
 LITESTREAM_METRICS_PORT = int(SETTINGS["litestream_metrics_port"])
+GUARD_METRICS_PORT = int(SETTINGS["litestream_guard_metrics_port"])
 IDLE_TIMEOUT = int(SETTINGS["counter_idle_timeout"])
 USER = SETTINGS["counter_user"]
 GROUP = SETTINGS["counter_group"]

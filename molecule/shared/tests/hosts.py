@@ -51,6 +51,22 @@ def http_get(host, url: str) -> dict[str, Any]:
     return json.loads(host.check_output("python3 -c %s %s", programs.text("http_get.py"), url))
 
 
+def _listen(monitor, unit: str) -> str:
+    """The address a unit of the monitoring host was deployed to listen on,
+    as loopback reaches it."""
+    args = monitor.file(f"/etc/default/{unit}").content_string
+    address = re.search(r"--web\.listen-address=(\S+?)[\s\"]", args).group(1)
+    host, port = address.rsplit(":", 1)
+    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"  # noqa: S104
+
+
+def monitoring_api(monitor, unit: str, path: str) -> Any:
+    """A JSON answer of Prometheus's (or Alertmanager's) API on the monitoring host."""
+    answer = http_get(monitor, _listen(monitor, unit) + path)
+    assert answer["status"] == 200, answer
+    return json.loads(answer["body"])
+
+
 def get(host, path: str = "/") -> dict[str, Any]:
     """GET a path of the app on the host's loopback."""
     return http_get(host, f"http://127.0.0.1:{PORT}{path}")

@@ -1,6 +1,6 @@
 """The host firewall: each port the roles open answers only whom it serves.
-The app's port answers everyone; the metrics ports (the app's, and
-Litestream's, which also serves Go's pprof) answer the scrapers (the
+The app's port answers everyone; the metrics ports (the app's, Litestream's,
+which also serves Go's pprof, and the guard's) answer the scrapers (the
 monitoring group) only; the S3 gateway's gRPC port no other host. The
 refusals are the firewall's (without its rules the same ports answer), and
 its rules come back when the host's own nftables.service flushes the
@@ -14,13 +14,19 @@ import json
 import pytest
 
 import programs
-from deployment import LITESTREAM_METRICS_PORT, METRICS_PORT, PORT, STORE
+from deployment import GUARD_METRICS_PORT, LITESTREAM_METRICS_PORT, METRICS_PORT, PORT, STORE
 from faults import docker
 from hosts import app_name, healthy, hosts, http_get, wait_until
 
 OPEN, REFUSED = 0, errno.ECONNREFUSED
-APP_TABLES = ("inet counter_ports", "inet litestream_ports")
-APP_RULES = ("host-firewall@counter.service", "host-firewall@litestream.service")
+APP_TABLES = ("inet counter_ports", "inet litestream_ports", "inet litestream_guard_metrics_ports")
+APP_RULES = (
+    "host-firewall@counter.service",
+    "host-firewall@litestream.service",
+    "host-firewall@litestream_guard_metrics.service",
+)
+SCRAPED = [METRICS_PORT, LITESTREAM_METRICS_PORT, GUARD_METRICS_PORT]
+CLOSED = dict.fromkeys(SCRAPED, REFUSED)
 
 
 def connects(source, target, ports: list[int]) -> dict[int, int]:
@@ -33,23 +39,21 @@ def connects(source, target, ports: list[int]) -> dict[int, int]:
 
 def test_the_metrics_ports_refuse_a_host_that_is_not_a_scraper(apps, storage):
     for app in apps:
-        found = connects(storage, app, [PORT, METRICS_PORT, LITESTREAM_METRICS_PORT])
-        assert found == {PORT: OPEN, METRICS_PORT: REFUSED, LITESTREAM_METRICS_PORT: REFUSED}, (
-            app_name(app)
-        )
+        found = connects(storage, app, [PORT, *SCRAPED])
+        assert found == {PORT: OPEN, **CLOSED}, app_name(app)
 
 
 def test_the_refusal_is_the_firewalls(app, storage):
     """The listeners are beyond loopback: without the rules they answer."""
     try:
-        app.check_output("systemctl stop %s %s", *APP_RULES)
+        app.check_output("systemctl stop %s %s %s", *APP_RULES)
         assert not any(table in app.check_output("nft list tables") for table in APP_TABLES)
-        found = connects(storage, app, [METRICS_PORT, LITESTREAM_METRICS_PORT])
-        assert found == {METRICS_PORT: OPEN, LITESTREAM_METRICS_PORT: OPEN}
+        found = connects(storage, app, SCRAPED)
+        assert found == dict.fromkeys(SCRAPED, OPEN)
     finally:
-        app.check_output("systemctl start %s %s", *APP_RULES)
-    found = connects(storage, app, [METRICS_PORT, LITESTREAM_METRICS_PORT])
-    assert found == {METRICS_PORT: REFUSED, LITESTREAM_METRICS_PORT: REFUSED}
+        app.check_output("systemctl start %s %s %s", *APP_RULES)
+    found = connects(storage, app, SCRAPED)
+    assert found == CLOSED
 
 
 @pytest.mark.monitoring
@@ -59,10 +63,8 @@ def test_the_metrics_ports_and_pprof_answer_the_scraper(apps):
     scraped = [app for app in apps if app_name(app) != app_name(monitor)]
     assert scraped, "a monitoring host that is not the app host"
     for app in scraped:
-        found = connects(monitor, app, [PORT, METRICS_PORT, LITESTREAM_METRICS_PORT])
-        assert found == {PORT: OPEN, METRICS_PORT: OPEN, LITESTREAM_METRICS_PORT: OPEN}, app_name(
-            app
-        )
+        found = connects(monitor, app, [PORT, *SCRAPED])
+        assert found == dict.fromkeys([PORT, *SCRAPED], OPEN), app_name(app)
         pprof = http_get(monitor, f"http://{app_name(app)}:{LITESTREAM_METRICS_PORT}/debug/pprof/")
         assert pprof["status"] == 200, pprof
 
@@ -78,10 +80,8 @@ def test_the_rules_come_back_after_the_hosts_own_nftables_flushes_them(app, stor
             app.check_output("systemctl %s nftables.service", action)
             tables = app.check_output("nft list tables")
             assert all(table in tables for table in APP_TABLES), (action, tables)
-            found = connects(storage, app, [PORT, METRICS_PORT, LITESTREAM_METRICS_PORT])
-            assert found == {PORT: OPEN, METRICS_PORT: REFUSED, LITESTREAM_METRICS_PORT: REFUSED}, (
-                action
-            )
+            found = connects(storage, app, [PORT, *SCRAPED])
+            assert found == {PORT: OPEN, **CLOSED}, action
     finally:
         docker("restart", "--time", "60", app_name(app))
         wait_until(lambda: healthy(app), 180, f"{app_name(app)} ready after its restart")

@@ -18,20 +18,24 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from pathlib import Path
 
 import pytest
 
 import programs
-from deployment import INVENTORY, LITESTREAM_UNIT, PROJECT
+from deployment import GUARD_METRICS_PORT, INVENTORY, LITESTREAM_UNIT, PROJECT
 from hosts import (
     app_name,
     deployed_replica,
     healthy,
     host_now,
+    hosts,
+    http_get,
     journal,
     main_pid,
+    monitoring_api,
     run_site,
     status_table,
     visit,
@@ -46,6 +50,7 @@ APP = f"{NAME}.service"
 TIMER = f"litestream-replica-check@{NAME}.timer"
 CHECK = f"litestream-replica-check@{NAME}.service"
 CHECK_RESULT = f"/var/lib/litestream-guard-{NAME}/replica.json"
+DRILL = f"litestream-restore-drill@{NAME}.service"
 WEB = "http://127.0.0.1:8090"
 USER_SITE = Path(__file__).resolve().parents[1] / "foreign_app" / "site.yml"
 COPY = "/var/tmp/notes-rolled-back"  # noqa: S108 - on a test host
@@ -315,6 +320,38 @@ def test_status_shows_it_as_a_row_of_its_own(app, sqlite_web):
     assert cells[8] == "-" and "reachable" in row, row
 
 
+@pytest.mark.monitoring
+def test_the_guard_reports_it_for_the_alerts(app, sqlite_web):
+    """sqlite-web exports nothing of its replication: the guard's metrics
+    say it for every database of the host (the replica check's and the
+    restore drill's results, Litestream's position), and Prometheus scrapes
+    them with the database named, for the alerts."""
+    app.check_output("systemctl start %s", CHECK)
+    app.check_output("systemctl start %s", DRILL)  # a oneshot: returns when the drill is done
+    scraped = http_get(app, f"http://127.0.0.1:{GUARD_METRICS_PORT}/metrics")
+    assert scraped["status"] == 200, scraped
+    samples = set(scraped["body"].splitlines())
+    for name in ("replication_up", "replica_restorable", "restore_drill_success"):
+        assert f'litestream_guard_{name}{{database="{NAME}"}} 1' in samples, name
+    assert 'litestream_guard_replication_up{database=""} 1' in samples, "the host's first too"
+    assert http_get(app, f"http://127.0.0.1:{GUARD_METRICS_PORT}/debug/pprof/")["status"] == 404
+
+    monitor = hosts("monitoring")[0]
+    query = f'litestream_guard_restore_drill_success{{database="{NAME}"}}'
+    path = "/api/v1/query?query=" + urllib.parse.quote(query)
+
+    def scraped_by_prometheus() -> dict:
+        result = monitoring_api(monitor, "prometheus", path)["data"]["result"]
+        return {r["metric"]["host"]: r["value"][1] for r in result}
+
+    found = wait_until(
+        lambda: (f := scraped_by_prometheus()).get(app_name(app)) == "1" and f,
+        60,
+        "Prometheus has the drill's result of the database",
+    )
+    assert found[app_name(app)] == "1"
+
+
 @pytest.mark.once
 def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_web):
     text = f"restored-{uuid.uuid4().hex[:8]}"
@@ -343,3 +380,37 @@ def test_a_restore_names_the_database_and_leaves_the_counter_alone(app, sqlite_w
     assert asides, f"no {DB}.aside-* left by the swap"
     for aside in asides:
         app.run("rm -rf %s", aside)
+
+
+# Last of the module: its database is taken off the list.
+@pytest.mark.once
+def test_a_database_dropped_from_the_list_is_refused_then_removed_when_named(
+    app, storage, sqlite_web
+):
+    """The lab's own site.yml does not list sqlite-web's database: a deploy
+    refuses to leave its Litestream behind without a word, changing nothing;
+    named in litestream_databases_removed, its Litestream stops (final sync)
+    and its units, settings and state go. Its database and its app stay."""
+    limit = f"{app_name(app)},{app_name(storage)}"
+    pid = main_pid(app, UNIT)
+    refused = run_site({}, limit=limit, tags="litestream_preflight")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0, said[-3000:]
+    assert f"runs {UNIT} for a database litestream_databases no longer lists" in said, said[-3000:]
+    assert main_pid(app, UNIT) == pid, "nothing changed"
+
+    removed = run_site({"litestream_databases_removed": [NAME]}, limit=limit, tags="litestream")
+    assert removed.returncode == 0, removed.stdout[-4000:] + removed.stderr[-2000:]
+    assert app.run("systemctl is-active %s", UNIT).stdout.strip() != "active"
+    for path in (
+        f"/etc/systemd/system/{UNIT}",
+        f"/etc/systemd/system/{APP}.d/litestream-{NAME}.conf",
+        f"/etc/litestream/{NAME}",
+        f"/var/lib/litestream-guard-{NAME}",
+    ):
+        assert not app.file(path).exists, path
+    assert serving(app), "its app runs on"
+    assert app.file(DB).exists, "its database stays"
+    scraped = http_get(app, f"http://127.0.0.1:{GUARD_METRICS_PORT}/metrics")
+    assert f'database="{NAME}"' not in scraped["body"]
+    assert healthy(app), "the counter goes on"

@@ -1,19 +1,18 @@
 """The monitoring host: Prometheus and Alertmanager run, every app host's
-metrics (the app's and Litestream's) are scraped, the project's alert rules
+metrics (the app's, Litestream's and the guard's) are scraped, the project's alert rules
 are loaded, no replication alert fires on a healthy host and Alertmanager
 gets what fires (the always-on Watchdog)."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
 
 import pytest
 import yaml
 
 from deployment import PROJECT
-from hosts import app_name, hosts, http_get
+from hosts import app_name, hosts
+from hosts import monitoring_api as api
 
 pytestmark = pytest.mark.monitoring
 
@@ -23,20 +22,6 @@ RULES = PROJECT / "roles" / "monitoring" / "files" / "rules"
 @pytest.fixture(scope="module")
 def monitor():
     return hosts("monitoring")[0]
-
-
-def _listen(monitor, unit: str) -> str:
-    """The address a unit was deployed to listen on, as loopback reaches it."""
-    args = monitor.file(f"/etc/default/{unit}").content_string
-    address = re.search(r"--web\.listen-address=(\S+?)[\s\"]", args).group(1)
-    host, port = address.rsplit(":", 1)
-    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"  # noqa: S104
-
-
-def api(monitor, unit: str, path: str):
-    answer = http_get(monitor, _listen(monitor, unit) + path)
-    assert answer["status"] == 200, answer
-    return json.loads(answer["body"])
 
 
 def test_prometheus_and_alertmanager_run(monitor):
@@ -49,7 +34,8 @@ def test_prometheus_and_alertmanager_run(monitor):
 
 
 def test_every_app_host_is_scraped(monitor, apps):
-    wanted = {(job, app_name(app)) for job in ("counter", "litestream") for app in apps}
+    jobs = ("counter", "litestream", "litestream-guard")
+    wanted = {(job, app_name(app)) for job in jobs for app in apps}
     health: dict = {}
     for _ in range(60):  # the first scrapes after a start
         found = api(monitor, "prometheus", "/api/v1/targets?state=active")
