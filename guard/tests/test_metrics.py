@@ -83,7 +83,7 @@ def test_a_silent_litestream_and_a_bad_drill_result_are_never_good(world, tmp_pa
 
     monkeypatch.setattr(litestream_control.Control, "request", refused)
     drill.write_text("{not json")
-    out = metrics.exposition(metrics.collect(metrics.databases()))
+    out = metrics.exposition(metrics.collect(settings_module.every_database()))
     assert 'litestream_guard_replication_up{database="notes"} 0' in out
     assert "litestream_guard_local_txid" not in out, "no position is invented"
     assert 'litestream_guard_restore_drill_success{database="notes"} 0' in out
@@ -102,7 +102,7 @@ def test_no_drill_yet_is_a_last_run_of_zero(tmp_path):
 def test_unreadable_settings_say_so(world, tmp_path, monkeypatch):
     two_databases(world, tmp_path, monkeypatch)
     (tmp_path / "notes" / "guard.json").write_text("{")
-    out = metrics.exposition(metrics.collect(metrics.databases()))
+    out = metrics.exposition(metrics.collect(settings_module.every_database()))
     assert 'litestream_guard_settings_readable{database="notes"} 0' in out
 
 
@@ -164,3 +164,17 @@ def test_it_takes_no_database_name(world, monkeypatch, capsys):
     monkeypatch.setattr(settings_module, "SETTINGS", world.write_settings())
     assert cli.main(["litestream-guard", "--database", "notes", "metrics"]) == 2
     assert "every database" in capsys.readouterr().err
+
+
+def test_databases_lists_every_database_of_the_host(world, tmp_path, monkeypatch, capsys):
+    two_databases(world, tmp_path, monkeypatch)
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "guard.json").write_text("{")
+    assert cli.main(["litestream-guard", "databases"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(db["name"], db["unit"], db["app_unit"]) for db in listed] == [
+        ("", "litestream.service", "counter.service"),
+        ("notes", "litestream.service", "counter.service"),
+        ("wiki", None, None),
+    ]
+    assert "cannot be used" in listed[2]["error"]

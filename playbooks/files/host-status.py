@@ -5,7 +5,8 @@ as root on each host): the units' states, what litestream-guard reports
 last restore drill) and the app's readiness answer (/healthz, whose text
 says why when replication is down or behind); then the same, but readiness
 (another app's own business), for each of the host's other databases
-(litestream_databases: /etc/litestream/NAME/guard.json). Reads only."""
+(litestream_databases, as `litestream-guard databases` lists them). Reads
+only."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 UNITS = ["litestream.service", "counter.service", "litestream-restore-drill.timer"]
 GUARD = "/usr/local/sbin/litestream-guard"
-CONFIG_DIR = Path("/etc/litestream")
 
 
 def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -76,18 +75,26 @@ def readiness() -> dict:
 
 
 def databases() -> dict[str, dict]:
-    """Each other database: its units (its Litestream, its app, its drill
-    timer, in that order) and what the guard reports of it."""
+    """Each other database (as `litestream-guard databases` lists them): its
+    units (its Litestream, its app, its drill timer, in that order) and what
+    the guard reports of it."""
+    if not shutil.which(GUARD):
+        return {}
+    out = run(GUARD, "databases", timeout=30)
+    try:
+        listed = json.loads(out.stdout)
+    except ValueError:
+        return {"?": {"unit_names": [], "units": {}, "guard": {"error": out.stderr.strip()[-300:]}}}
     found = {}
-    for settings in sorted(CONFIG_DIR.glob("*/guard.json")):
-        name = settings.parent.name
-        if name == "staged":  # the first database's staged settings (a deploy's)
+    for db in listed:
+        name = db["name"]
+        if not name:  # the host's first: the rows above
             continue
-        try:
-            app = json.loads(settings.read_text()).get("app_unit", "")
-        except (OSError, ValueError):
-            app = ""
-        names = [f"litestream@{name}.service", app, f"litestream-restore-drill@{name}.timer"]
+        names = [
+            db.get("unit") or f"litestream@{name}.service",
+            db.get("app_unit") or "",
+            f"litestream-restore-drill@{name}.timer",
+        ]
         found[name] = {
             "unit_names": names,
             "units": units([unit for unit in names if unit]),

@@ -101,21 +101,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(host: Host | None, opts: argparse.Namespace) -> None:
     def body() -> str:
-        return exposition(collect(databases()))
+        return exposition(collect(settings_module.every_database()))
 
     if opts.http:
         serve_one(body)
     else:
         sys.stdout.write(body())
-
-
-def databases() -> list[tuple[str, Path]]:
-    """(label, settings file) of every database of the host: the first ("")
-    and each of litestream_databases by its name."""
-    first = settings_module.SETTINGS
-    return [("", first)] + [
-        (name, settings_module.path_of(name, first)) for name in settings_module.databases(first)
-    ]
 
 
 def _number(value: object) -> float | None:

@@ -123,6 +123,13 @@ def databases(first: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in found if p.parent.name != STAGED)
 
 
+def every_database(first: Path | None = None) -> list[tuple[str, Path]]:
+    """(name, settings file) of every database of the host: its first ("")
+    and each of litestream_databases."""
+    first = first or SETTINGS
+    return [("", first)] + [(name, first.parent / name / "guard.json") for name in databases(first)]
+
+
 def path_of(database: str | None, first: Path | None = None) -> Path:
     """The settings file of one database: the host's first (None), or one of
     litestream_databases by its name."""

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 
+from . import settings as settings_module
 from .drill import last_result, probe
 from .errors import Refused, StoreUnreachable
 from .host import Host
@@ -22,6 +23,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     # anyway): accepted, as it always was.
     parser.add_argument("--json", action="store_true", help="(the output is JSON anyway)")
     parser.set_defaults(run=lambda host, opts: status(host))
+    commands.add_parser(
+        "databases",
+        help='every database of the host: its name ("": the first), settings, units (JSON)',
+    ).set_defaults(run=lambda host, opts: print(json.dumps(databases(), indent=2)), whole_host=True)
+
+
+def databases() -> list[dict]:
+    """Every database of the host as its settings say: name ("" for the
+    first), settings file, Litestream's unit and the app's ("" when none;
+    None where the settings cannot be read)."""
+    found = []
+    for name, path in settings_module.every_database():
+        entry: dict = {"name": name, "settings": str(path)}
+        try:
+            settings = settings_module.load(path)
+        except Refused as error:
+            entry.update(unit=None, app_unit=None, error=str(error))
+        else:
+            entry.update(unit=settings.unit, app_unit=settings.app_unit)
+        found.append(entry)
+    return found
 
 
 def restoring(path) -> dict | None:
