@@ -24,6 +24,14 @@ def _env(**values: str) -> dict[str, str]:
 def test_config_defaults():
     config = Config.from_env({})
     assert (config.host, config.port, config.threads) == ("127.0.0.1", 8080, 100)
+    assert (config.ack_after_replication, config.ack_timeout) == (False, 10)
+
+
+def test_acknowledge_after_replication_is_a_switch():
+    env = {"COUNTER_LITESTREAM_SOCKET": "/run/litestream/litestream.sock"}
+    for word, value in (("1", True), ("yes", True), ("0", False), ("false", False)):
+        config = Config.from_env(dict(env, COUNTER_ACK_AFTER_REPLICATION=word))
+        assert config.ack_after_replication is value
 
 
 @pytest.mark.parametrize(
@@ -32,6 +40,12 @@ def test_config_defaults():
         ({"COUNTER_PORT": "http"}, "COUNTER_PORT='http' is not an integer"),
         ({"COUNTER_PORT": "70000"}, "COUNTER_PORT=70000 is outside 1..65535"),
         ({"COUNTER_THREADS": "0"}, "COUNTER_THREADS=0 is outside 1..256"),
+        ({"COUNTER_ACK_AFTER_REPLICATION": "maybe"}, "'maybe' is not a boolean"),
+        ({"COUNTER_ACK_TIMEOUT": "0"}, "COUNTER_ACK_TIMEOUT=0 is outside 1..300"),
+        (
+            {"COUNTER_ACK_AFTER_REPLICATION": "true"},
+            "COUNTER_ACK_AFTER_REPLICATION needs Litestream's control socket",
+        ),
     ],
 )
 def test_config_errors_name_the_variable(env, message):

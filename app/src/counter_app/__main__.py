@@ -12,6 +12,7 @@ import waitress
 from prometheus_client import CollectorRegistry
 
 from counter_app.metrics import RequestMetrics, StateCollector, serve
+from counter_app.replicated_ack import ReplicationGate
 from counter_app.replication import ReplicationMonitor
 from counter_app.store import VisitStore
 from counter_app.web import create_app
@@ -52,6 +53,15 @@ class Config:
     metrics_port: int = 0
     restore_drill_result: str = ""
     replica_check_result: str = ""
+    ack_after_replication: bool = False
+    ack_timeout: int = 10
+
+    def __post_init__(self) -> None:
+        if self.ack_after_replication and not self.litestream_socket:
+            raise ConfigError(
+                "COUNTER_ACK_AFTER_REPLICATION needs Litestream's control socket "
+                "(COUNTER_LITESTREAM_SOCKET)"
+            )
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -69,6 +79,8 @@ class Config:
             metrics_port=_int(env, "COUNTER_METRICS_PORT", 0, 0, 65535),
             restore_drill_result=env.get("COUNTER_RESTORE_DRILL_RESULT", ""),
             replica_check_result=env.get("COUNTER_REPLICA_CHECK_RESULT", ""),
+            ack_after_replication=_flag(env, "COUNTER_ACK_AFTER_REPLICATION"),
+            ack_timeout=_int(env, "COUNTER_ACK_TIMEOUT", 10, 1, 300),
         )
 
     def waitress_settings(self) -> dict[str, object]:
@@ -110,6 +122,15 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
     return value
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "")
+    if raw.lower() in ("", "0", "false", "no"):
+        return False
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no)")
+
+
 def create_server(app: object, config: Config) -> waitress.server.BaseWSGIServer:
     """The app behind waitress, with the limits of ``config``."""
     return waitress.create_server(app, **config.waitress_settings())
@@ -144,12 +165,24 @@ def main() -> int:
     except ConfigError as error:
         log.error("configuration error: %s", error)
         return 2
+    control = Control(config.litestream_socket, os.path.abspath(config.db))
+    gate = None
+    if config.ack_after_replication:
+        gate = ReplicationGate(
+            sync=lambda wait: control.sync_position(wait=wait, timeout=wait + 3),
+            timeout=config.ack_timeout,
+        )
+        log.info(
+            "visits are acknowledged once the replica holds them (bound %d s)", config.ack_timeout
+        )
     store = VisitStore(
-        config.db, busy_timeout_ms=config.busy_timeout_ms, on_log_flush_error=_restart_for
+        config.db,
+        busy_timeout_ms=config.busy_timeout_ms,
+        on_log_flush_error=_restart_for,
+        gate=gate,
     )
     replication = None
     if config.litestream_socket:
-        control = Control(config.litestream_socket, os.path.abspath(config.db))
         replication = ReplicationMonitor(
             query=lambda: control.sync_position(timeout=2),
             push=lambda: control.sync_position(wait=10, timeout=13),
@@ -157,14 +190,14 @@ def main() -> int:
             replica_check=config.replica_check_result,
         )
         replication.start()
-    app = create_app(store, replication)
+    app = create_app(store, replication, gate)
     metrics_server = None
     if config.metrics_port:
         # Metrics on a listener of their own (0: none).
         registry = CollectorRegistry()
         app = RequestMetrics(registry).wrap(app)
         db = os.path.abspath(config.db)
-        registry.register(StateCollector(store, db, replication, config.restore_drill_result))
+        registry.register(StateCollector(store, db, replication, config.restore_drill_result, gate))
         metrics_server = serve(registry, config.metrics_host, config.metrics_port)
         log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
     server = create_server(app, config)
@@ -179,6 +212,8 @@ def main() -> int:
         if replication is not None:
             replication.stop()
         store.close()
+        if gate is not None:
+            gate.close()
         log.info("stopped")
     return 0
 

@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from counter_app.replicated_ack import ReplicationGate
 from counter_app.replication import ReplicationMonitor
 from counter_app.store import VisitStore
 
@@ -138,8 +139,10 @@ class StateCollector(Collector):
         db_path: str,
         replication: ReplicationMonitor | None = None,
         drill_result: str = "",
+        gate: ReplicationGate | None = None,
     ) -> None:
         self._store = store
+        self._gate = gate
         self._db = db_path
         self._replication = replication
         self._drill_result = drill_result
@@ -148,6 +151,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._database()
+        yield from self._acknowledgement()
         if self._replication is not None:
             yield from self._replication_state()
         if self._drill_result:
@@ -190,6 +194,34 @@ class StateCollector(Collector):
             "Size of the database's filesystem",
             value=fs.f_blocks * fs.f_frsize,
         )
+
+    def _acknowledgement(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "counter_ack_after_replication",
+            "1 when a visit is answered only once the replica holds it; 0: once on local disk",
+            value=0 if self._gate is None else 1,
+        )
+        if self._gate is None:
+            return
+        state = self._gate.state()
+        yield GaugeMetricFamily(
+            "counter_ack_waiting_visits",
+            "Visits committed locally that wait for the replica to confirm them",
+            value=state.waiting,
+        )
+        yield GaugeMetricFamily(
+            "counter_ack_last_wait_seconds",
+            "How long the last confirmed group of visits waited for the replica",
+            value=state.last_wait,
+        )
+        syncs = CounterMetricFamily(
+            "counter_ack_syncs",
+            "Calls asking Litestream to sync and wait, by result",
+            labels=["result"],
+        )
+        syncs.add_metric(["ok"], state.syncs)
+        syncs.add_metric(["error"], state.sync_errors)
+        yield syncs
 
     def _replication_state(self) -> Iterator[Metric]:
         state = self._replication.state()

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import apsw
 
+from counter_app.replicated_ack import NotReplicated, ReplicationGate
+
 MIN_SQLITE = (3, 51, 3)
 
 _SCHEMA = """
@@ -100,6 +102,7 @@ class VisitStore:
         path: str,
         busy_timeout_ms: int = 5000,
         on_log_flush_error: Callable[[LogFlushError], None] | None = None,
+        gate: ReplicationGate | None = None,
     ) -> None:
         if sqlite_version() < MIN_SQLITE:
             raise RuntimeError(
@@ -116,6 +119,7 @@ class VisitStore:
         self._closed = False
         self._broken: LogFlushError | None = None
         self._on_log_flush_error = on_log_flush_error
+        self._gate = gate
         self._wakes = threading.local()
         self._wal_fd: int | None = None
         _create_with_umask(path)
@@ -149,7 +153,13 @@ class VisitStore:
         wake.acquire()
         visit = _Visit(wake)
         self._queue.put(visit)
-        wake.acquire()  # until the writer settles the visit
+        if self._gate is None:
+            wake.acquire()  # until the writer settles the visit
+        elif not wake.acquire(timeout=self._gate.timeout):  # or the gate
+            # Given up: the gate releases this lock later, so the next visit
+            # of this thread sleeps on a new one.
+            del self._wakes.lock
+            raise NotReplicated(self._gate.reason())
         wake.release()
         if visit.error is not None:
             raise visit.error
@@ -201,6 +211,10 @@ class VisitStore:
         except BaseException as error:  # noqa: BLE001 - every visit of the group fails with it
             for visit in group:
                 visit.error = error
+        else:
+            if self._gate is not None:  # answered once the replica holds it
+                self._gate.hold(group)
+                return
         for visit in group:
             visit.wake.release()
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import bottle
 
+from counter_app.replicated_ack import NotReplicated, ReplicationGate
 from counter_app.replication import ReplicationMonitor
 from counter_app.store import VisitStore
 
 TEXT = "text/plain; charset=utf-8"
 
 
-def create_app(store: VisitStore, replication: ReplicationMonitor | None = None) -> bottle.Bottle:
+def create_app(
+    store: VisitStore,
+    replication: ReplicationMonitor | None = None,
+    gate: ReplicationGate | None = None,
+) -> bottle.Bottle:
     """The routes. ``replication`` (None: not checked) makes /healthz a
-    readiness check that fails while writes are not being replicated."""
+    readiness check that fails while writes are not being replicated;
+    ``gate``: the store acknowledges visits after replication (readiness
+    says so)."""
     app = bottle.Bottle()
 
     # The counting page is the hot path: no plugin (it returns bytes, which
@@ -22,8 +29,16 @@ def create_app(store: VisitStore, replication: ReplicationMonitor | None = None)
     def index() -> bytes:
         # Bottle answers HEAD with the GET handler unless told otherwise; a
         # HEAD must never count, so it is refused below before reaching here.
-        body = b"This server has been visited %d times.\n" % store.record_visit()
         set_header = bottle.response.set_header
+        try:
+            body = b"This server has been visited %d times.\n" % store.record_visit()
+        except NotReplicated as error:
+            # Never a 200 for a visit the replica does not hold.
+            bottle.response.status = 503
+            set_header("Content-Type", TEXT)
+            set_header("Cache-Control", "no-store")
+            set_header("Retry-After", "1")
+            return f"{error}\n".encode()
         set_header("Content-Type", TEXT)
         set_header("Cache-Control", "no-store")
         set_header("Content-Length", str(len(body)))
@@ -54,6 +69,13 @@ def create_app(store: VisitStore, replication: ReplicationMonitor | None = None)
             if not verdict.ok:
                 bottle.response.status = 503
                 return verdict.reason + "\n"
+        if gate is not None:
+            state = gate.state()
+            return (
+                f"ok\nvisits are acknowledged once the replica holds them "
+                f"(last wait {state.last_wait:.3f} s, {state.waiting} waiting, "
+                f"bound {gate.timeout:g} s)\n"
+            )
         return "ok\n"
 
     def plain_error(error: bottle.HTTPError) -> str:

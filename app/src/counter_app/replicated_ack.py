@@ -1,0 +1,175 @@
+"""Acknowledge a visit only once the replica holds it (opt-in).
+
+By default a visit is answered once its transaction is on the host's disk;
+Litestream ships it about a second later, so a host that loses its disk
+loses the visits of that second although they were answered. In this mode
+the store's writer hands each committed group to a :class:`ReplicationGate`
+instead of answering it; the gate's thread asks Litestream over its control
+socket to sync and wait (``POST /sync`` with ``wait``: the WAL becomes an
+L0 file and everything pending is uploaded before it answers), once for all
+the groups committed before the call, never per visit. Litestream answers
+its local position ``txid`` (which covers every one of those groups, since
+they were committed before it read the WAL) and ``replicated_txid``; the
+gate answers the groups whose covering txid the replica holds. Groups that
+commit while a call is out wait for the next one, which starts as soon as
+the last one answered: under load one call carries many groups.
+
+A visit whose group the replica has not confirmed within the bound is given
+up by its request (``NotReplicated``, an HTTP 503): it may have been
+counted locally and then reaches the replica later, with the writes after
+it. No visit is ever answered 200 before the replica confirmed it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from litestream_control import ERRORS, Position
+
+log = logging.getLogger("counter_app.replicated_ack")
+
+# After a failed call (Litestream not answering, or answering an error) the
+# next one waits this long, so a stopped Litestream is not asked in a tight loop.
+RETRY_AFTER_ERROR = 0.1
+
+
+class NotReplicated(RuntimeError):
+    """The replica did not confirm the visit within the bound. It may have
+    been counted locally: it then reaches the replica later."""
+
+
+class Settled(Protocol):
+    """What the gate needs of a visit: the lock its request sleeps on,
+    released once the visit is settled (store._Visit)."""
+
+    wake: threading.Lock
+
+
+@dataclass(frozen=True)
+class GateState:
+    """For the metrics and readiness."""
+
+    waiting: int  # visits committed locally, not yet confirmed by the replica
+    last_wait: float  # seconds the last confirmed group waited for the replica
+    syncs: int  # calls to Litestream that answered
+    sync_errors: int  # calls that failed
+    last_error: str
+
+
+class ReplicationGate:
+    """Holds committed groups of visits until the replica holds them.
+
+    ``sync(wait)`` asks Litestream to sync and wait up to ``wait`` whole
+    seconds and returns (local txid, replicated txid). ``timeout`` is how
+    long a visit's request waits in all, its commit included.
+    """
+
+    def __init__(
+        self,
+        sync: Callable[[int], Position],
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sync = sync
+        self.timeout = timeout
+        self._clock = clock
+        self._cond = threading.Condition()
+        # Committed before the next call: (commit time, group).
+        self._new: list[tuple[float, Sequence[Settled]]] = []
+        # Covered by an answered call but not yet confirmed by the replica,
+        # or committed before calls that failed: (covering txid or None, time, group).
+        self._held: list[tuple[int | None, float, Sequence[Settled]]] = []
+        self._closed = False
+        self._waiting = 0
+        self._last_wait = 0.0
+        self._syncs = 0
+        self._sync_errors = 0
+        self._last_error = ""
+        self._thread = threading.Thread(target=self._run, name="replication-gate", daemon=True)
+        self._thread.start()
+
+    def hold(self, group: Sequence[Settled]) -> None:
+        """Called by the writer once ``group`` is committed and flushed:
+        its visits are answered when the replica holds it."""
+        with self._cond:
+            self._new.append((self._clock(), group))
+            self._waiting += len(group)
+            self._cond.notify()
+
+    def state(self) -> GateState:
+        with self._cond:
+            return GateState(
+                self._waiting, self._last_wait, self._syncs, self._sync_errors, self._last_error
+            )
+
+    def reason(self) -> str:
+        """Why a visit is not acknowledged (for its 503)."""
+        with self._cond:
+            error = self._last_error
+        why = f" (Litestream: {error})" if error else ""
+        return (
+            f"not acknowledged: the replica did not confirm this visit within {self.timeout:g} s"
+            f"{why}; it may have been counted here and then reaches the replica later"
+        )
+
+    def close(self) -> None:
+        """Stop after settling what is held, for at most ``timeout``
+        seconds; visits still held then are left to their requests' bound."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=self.timeout + 5)
+
+    def _run(self) -> None:
+        deadline: float | None = None
+        while True:
+            with self._cond:
+                while not (self._new or self._held or self._closed):
+                    self._cond.wait()
+                if self._closed:
+                    if not (self._new or self._held):
+                        return
+                    if deadline is None:
+                        deadline = self._clock() + self.timeout
+                    elif self._clock() > deadline:
+                        return
+                # Every group taken here was committed before the call below.
+                batch, self._new = self._new, []
+                self._held.extend((None, when, group) for when, group in batch)
+            try:
+                local, replicated = self._sync(max(1, round(self.timeout)))
+            except ERRORS as error:
+                with self._cond:
+                    self._sync_errors += 1
+                    self._last_error = str(error) or type(error).__name__
+                    self._cond.wait(RETRY_AFTER_ERROR)  # close() cuts it short
+                continue
+            if not self._settle(local, replicated):
+                with self._cond:  # answered, but nothing confirmed: not in a tight loop
+                    self._cond.wait(RETRY_AFTER_ERROR)
+
+    def _settle(self, local: int, replicated: int) -> bool:
+        """Answer the held groups the replica now holds; False when none."""
+        now = self._clock()
+        done: list[Settled] = []
+        with self._cond:
+            self._syncs += 1
+            self._last_error = ""
+            held = []
+            for cover, when, group in self._held:
+                cover = local if cover is None else cover
+                if cover <= replicated:
+                    done.extend(group)
+                    self._last_wait = now - when
+                else:  # the call raced a later sync: the next call settles it
+                    held.append((cover, when, group))
+            self._held = held
+            self._waiting -= len(done)
+        for visit in done:
+            visit.wake.release()
+        return bool(done)
