@@ -125,6 +125,11 @@ def counter_settings_problems(
             "counter_max_replica_lag must be 2-3600 seconds"
             f" (got {_dumps(s['counter_max_replica_lag'])})."
         )
+    if not _in_range(s["counter_ack_timeout"], 1, 300):
+        problems.append(
+            "counter_ack_timeout must be 1-300 seconds"
+            f" (got {_dumps(s['counter_ack_timeout'])})."
+        )
     drill_result = s["counter_restore_drill_result"]
     if not (
         _in_range(s["counter_metrics_port"], 0, 65535)

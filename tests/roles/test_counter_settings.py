@@ -53,6 +53,7 @@ def test_the_defaults_pass(lock: str) -> None:
             "soon",
             'counter_max_replica_lag must be 2-3600 seconds (got "soon")',
         ),
+        ("counter_ack_timeout", 0, "counter_ack_timeout must be 1-300 seconds (got 0)"),
         ("counter_metrics_port", 8080, "differ from counter_port (got 8080)"),
         ("counter_metrics_listen_host", "localhost", 'an IP address (got "localhost")'),
         ("counter_restore_drill_result", "result.json", 'absolute file path (got "result.json")'),
