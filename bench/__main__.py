@@ -2,7 +2,7 @@
 
     .venv/bin/python bench [--quick] [--only SECTION,...] [--skip SECTION,...]
 
-Sections: memory, http, ceiling, recovery, replication, restore, deploy, cold (`make down` +
+Sections: memory, http, ceiling, recovery, replication, ack, restore, deploy, cold (`make down` +
 `make demo`), lost (a lost host with a 1 GiB database: reboot to serving; last). Prints a
 table, writes docs/bench.json, .md and .png (an S3 lab: docs/bench-s3.*; --quick:
 docs/bench-quick.*, never over the figures of record). Needs the lab up (`make demo`)."""
@@ -17,6 +17,7 @@ import platform
 import time
 from pathlib import Path
 
+import ack
 import ceiling
 import deploy
 import lab
@@ -32,6 +33,7 @@ SECTIONS = (
     "ceiling",
     "recovery",
     "replication",
+    "ack",
     "restore",
     "deploy",
     "cold",
@@ -95,6 +97,7 @@ def main() -> int:
         ),
         "recovery": lambda: recovery.measure(settings, times=1 if args.quick else 3),
         "replication": lambda: replication.measure(settings),
+        "ack": lambda: ack.measure(settings, seconds=3 if args.quick else 10),
         "restore": lambda: restore.measure(settings),
         "lost": lambda: recovery.lost_host(settings, mib=100 if args.quick else 1024),
         "deploy": lambda: deploy.measure(settings),

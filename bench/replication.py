@@ -279,7 +279,12 @@ def metrics(host: str) -> dict[str, int]:
         out = lab.in_netns(host, ["curl", "-sf", "-m", "5", url]).stdout
     except RuntimeError as error:
         raise Interrupted(f"no metrics on {host}: {error}") from None
-    found = re.findall(r"^litestream_replica_operation_total\{([^}]*)\} (\S+)$", out, re.M)
+    return operations(out)
+
+
+def operations(metrics_text: str) -> dict[str, int]:
+    """litestream_replica_operation_total in Litestream's metrics, by operation."""
+    found = re.findall(r"^litestream_replica_operation_total\{([^}]*)\} (\S+)$", metrics_text, re.M)
     counts: dict[str, int] = {}
     for labels, value in found:
         operation = re.search(r'operation="([^"]+)"', labels).group(1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ack import summary as ack_summary
+
 
 def _yes(ok: bool | None) -> str:
     return "" if ok is None else ("yes" if ok else "**no**")
@@ -12,6 +14,47 @@ def _yes(ok: bool | None) -> str:
 
 def _row(cells: list) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def ack_markdown(a: dict) -> list[str]:
+    lines = [
+        "## Acknowledge after replication vs the default mode (same host, same run)",
+        "",
+        a["method"],
+        "",
+        _row(
+            [
+                "connections",
+                "round",
+                "default req/s",
+                "ack req/s",
+                "ratio",
+                "default p50 / p99 ms",
+                "ack p50 / p99 ms",
+                "store requests/h default / ack",
+                "errors default / ack",
+            ]
+        ),
+        _row(["---"] * 9),
+    ]
+    for p in a["points"]:
+        d, k = p["default"], p["ack"]
+        lines.append(
+            _row(
+                [
+                    p["connections"],
+                    p["round"],
+                    f"{d['rps']:.0f}",
+                    f"{k['rps']:.0f}",
+                    f"{p['rps_ratio']:.2f}",
+                    f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f}",
+                    f"{k['p50_ms']:.1f} / {k['p99_ms']:.1f}",
+                    f"{d['store_requests_per_hour']:,} / {k['store_requests_per_hour']:,}",
+                    f"{d['errors']} / {k['errors']}",
+                ]
+            )
+        )
+    return [*lines, ""]
 
 
 def markdown(r: dict) -> str:
@@ -138,6 +181,8 @@ def markdown(r: dict) -> str:
                 )
             )
         lines += ["", r["replication"].get("method", ""), ""]
+    if "ack" in r:
+        lines += ack_markdown(r["ack"])
     if "restore" in r:
         lines += [
             "## Restore vs a raw download of the same bytes from the same store",
@@ -218,6 +263,16 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _default_lag_p99(r: dict) -> tuple[str, float] | None:
+    """The default mode's replication lag p99 at the highest paced rate with
+    the deployed intervals (the replication section of the same file)."""
+    rows = [x for x in r.get("replication", {}).get("lag", []) if x.get("default")]
+    if not rows:
+        return None
+    row = max(rows, key=lambda x: x["rate"])
+    return f"{row['rate']} writes/s", row["p99_s"]
+
+
 def targets(r: dict) -> list[tuple[str, str, str, bool | None]]:
     out = []
     if "http" in r:
@@ -269,6 +324,34 @@ def targets(r: dict) -> list[tuple[str, str, str, bool | None]]:
                     row["p99_s"] <= 1.0,
                 )
             )
+    if "ack" in r:
+        a = ack_summary(r["ack"])
+        out.append(
+            (
+                "ack after replication: req/s at 32 connections / default mode (worst round)",
+                f"{a['rps_ratio']:.2f}",
+                "≥ 0.5",
+                a["rps_ratio"] >= 0.5,
+            )
+        )
+        lag = _default_lag_p99(r)
+        out.append(
+            (
+                "ack after replication: p99 at 32 connections"
+                + (f" vs default lag p99 ({lag[0]}) + 50 ms" if lag else ""),
+                f"{a['ack_p99_ms']:.0f} ms" + (f" vs {lag[1] * 1e3 + 50:.0f} ms" if lag else ""),
+                "≤ lag p99 + 50 ms",
+                a["ack_p99_ms"] <= lag[1] * 1e3 + 50 if lag else None,
+            )
+        )
+        out.append(
+            (
+                "ack after replication: store requests per hour at 32 connections (default mode)",
+                f"{a['ack_store_requests_per_hour']:,} ({a['default_store_requests_per_hour']:,})",
+                "stated",
+                None,
+            )
+        )
     if "recovery" in r:
         rec = r["recovery"]
         x = rec["litestream_killed_to_replicating_s"]
