@@ -127,8 +127,7 @@ def counter_settings_problems(
         )
     if not _in_range(s["counter_ack_timeout"], 1, 300):
         problems.append(
-            "counter_ack_timeout must be 1-300 seconds"
-            f" (got {_dumps(s['counter_ack_timeout'])})."
+            f"counter_ack_timeout must be 1-300 seconds (got {_dumps(s['counter_ack_timeout'])})."
         )
     drill_result = s["counter_restore_drill_result"]
     if not (
