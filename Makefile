@@ -27,7 +27,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: help setup venv docker images demo test lint unit promtool lock molecule drills alert-drill bench status down stop start logs purge
+.PHONY: help setup venv docker images demo test lint unit promtool lock molecule drills alert-drill bench soak status down stop start logs purge
 
 help:
 	@echo "make demo [REPLICA=sftp|s3]   set up, bring the lab up, deploy site.yml, counter on http://127.0.0.1:8080/"
@@ -38,6 +38,7 @@ help:
 	@echo "make setup   the .venv with the pinned toolchain and the base images (make images: SUITES)"
 	@echo "make images  build the systemd base image of each Debian release in SUITES (nothing pulled)"
 	@echo "make drills  the long fault drills under load, with figures (docs/drills.md)"
+	@echo "make soak    an hour of random faults under load on the lab, checked (docs/soak.md)"
 	@echo "make alert-drill    on the lab: freeze the store until the replication alert fires, then clear it"
 	@echo "make bench [BENCH_ARGS=...]  figures of the lab made by make demo: docs/bench.md (.json, .png; REPLICA=s3 lab: docs/bench-s3.*)"
 	@echo "make lock [UPGRADE=1]   regenerate app/requirements.txt, the app's lock with hashes (pip-compile)"
@@ -101,7 +102,7 @@ lint: venv
 unit: venv promtool
 	cd app && $(BIN)/pytest -q
 	$(BIN)/pytest -q -p no:cacheprovider guard/tests
-	$(BIN)/pytest -q -p no:cacheprovider tests/roles
+	$(BIN)/pytest -q -p no:cacheprovider tests/roles tests/lab
 	$(PROMTOOL) check rules roles/monitoring/files/rules/*.yml
 	$(PROMTOOL) test rules roles/monitoring/tests/rules_test.yml
 
@@ -150,6 +151,17 @@ drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	scripts/lab/stop-drill.sh
 	scripts/lab/alert-drill.sh
 	$(BIN)/python scripts/lab/switch-drill.py
+	$(BIN)/python scripts/lab/soak.py --minutes 10 --out build/soak-drill
+
+# On the lab `make demo` made: SOAK_MINUTES of ~100 visits/s with a random
+# fault every 1-3 minutes, the guarantees checked all along; the report goes
+# to docs/soak.{md,json,png}. SOAK_ARGS: --ack (acknowledge after
+# replication), --seed N, --out PATH.
+SOAK_MINUTES ?= 60
+soak: venv docker
+	@docker inspect -f '{{.State.Running}}' lab-app1 2>/dev/null | grep -qx true || { \
+	  echo "make soak runs on the lab: bring it up first with make demo"; exit 2; }
+	$(BIN)/python scripts/lab/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 # On the lab `make demo` made: the store frozen (docker pause) until the
 # replication-behind alert fires in Prometheus and Alertmanager, then back
