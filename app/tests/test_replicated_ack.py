@@ -176,3 +176,17 @@ def test_metrics_show_the_mode_the_wait_and_the_calls(db_path, acked, gate, lite
     off = {m.name: m for m in StateCollector(store, db_path).collect()}
     assert off["counter_ack_after_replication"].samples[0].value == 0
     assert "counter_ack_waiting_visits" not in off
+
+
+def test_groups_whose_requests_gave_up_are_forgotten(acked, litestream, gate):
+    """A cover that can no longer be reached (Litestream began a new
+    history, its numbers start again from 1) does not keep visits waiting."""
+    litestream.lag_answers = 1000  # the replica never confirms
+    with pytest.raises(NotReplicated):
+        acked.record_visit()
+    assert gate.state().waiting == 1
+    time.sleep(1.3)  # past the bound and the second of grace
+    litestream.lag_answers = 0
+    litestream.local = litestream.replicated = 0  # a new history
+    assert acked.record_visit() == 2  # answered although the old cover is not reached
+    assert gate.state().waiting == 0

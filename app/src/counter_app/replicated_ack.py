@@ -54,7 +54,7 @@ class Settled(Protocol):
 class GateState:
     """For the metrics and readiness."""
 
-    waiting: int  # visits committed locally, not yet confirmed by the replica
+    waiting: int  # visits whose requests wait for the replica to confirm them
     last_wait: float  # seconds the last confirmed group waited for the replica
     syncs: int  # calls to Litestream that answered
     sync_errors: int  # calls that failed
@@ -141,6 +141,7 @@ class ReplicationGate:
                 # Every group taken here was committed before the call below.
                 batch, self._new = self._new, []
                 self._held.extend((None, when, group) for when, group in batch)
+                self._forget_given_up()
             try:
                 local, replicated = self._sync(max(1, round(self.timeout)))
             except ERRORS as error:
@@ -152,6 +153,19 @@ class ReplicationGate:
             if not self._settle(local, replicated):
                 with self._cond:  # answered, but nothing confirmed: not in a tight loop
                     self._cond.wait(RETRY_AFTER_ERROR)
+
+    def _forget_given_up(self) -> None:
+        """Drop the groups whose requests have all given up (committed more
+        than the bound ago, plus a second for a late thread): nobody waits
+        on them, and a cover that can no longer be reached (Litestream began
+        a new history, numbered from 1) would keep them forever. They are
+        not answered, only forgotten: their visits reach the replica with
+        the writes after them. Called with the condition held."""
+        oldest = self._clock() - self.timeout - 1
+        kept = [entry for entry in self._held if entry[1] >= oldest]
+        if len(kept) < len(self._held):
+            self._waiting -= sum(len(g) for _, when, g in self._held if when < oldest)
+            self._held = kept
 
     def _settle(self, local: int, replicated: int) -> bool:
         """Answer the held groups the replica now holds; False when none."""
