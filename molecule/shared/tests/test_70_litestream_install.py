@@ -103,6 +103,10 @@ def _binary_sha256(pins: dict, version: str) -> str:
     return pins["litestream_binary_sha256"][version]["x86_64"]
 
 
+# Two deploys under load (about 2.3 minutes): in make drills, for make
+# test's 30 minutes. The release archive's path (fetch, checksums, pins) is
+# still taken by the cases below in make test.
+@pytest.mark.drill
 def test_release_install_and_upgrade_under_load_lose_no_write(app, mirror, tmp_path):
     _, url, pins = mirror
     result = run_site(_release_vars(url, OLD, tmp_path / "cache", pins), tags="litestream")
