@@ -54,6 +54,12 @@ READY_BOUND_S = 10  # counter_max_replica_lag in the lab
 PROBE_SLACK_S = 3  # the app's monitor polls once a second, this probe too
 LOSS_BOUND_S = 2  # default mode: a power cut loses at most this much (docs/drills.md)
 DRILL_RESULT = "/var/lib/litestream-restore-drill/result.json"
+# The app's metrics, read on the host (its port answers only the scrapers).
+METRICS_READ = (
+    "python3 -c 'import urllib.request as u; "
+    'print(u.urlopen("http://127.0.0.1:9391/metrics", timeout=3).read().decode())\' '
+    "2>/dev/null || true"
+)
 FAULTS = (
     "litestream-sigkill",
     "app-sigkill",
@@ -233,7 +239,7 @@ class Recorder:
 
     def _lag(self) -> None:
         while not self.stop.wait(5):
-            out = on_app("curl -s -m 3 127.0.0.1:9391/metrics || true", timeout=20, check=False)
+            out = on_app(METRICS_READ, timeout=20, check=False)
             found = re.search(r"^counter_replication_lag_seconds (\S+)$", out, re.M)
             if found:
                 self.lag.append((time.time(), float(found.group(1))))
