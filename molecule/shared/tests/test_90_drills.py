@@ -120,7 +120,8 @@ def test_acknowledged_after_replication_power_cuts_lose_no_answered_visit(app, s
     while the host is down for good (its units stay disabled until the
     replica has been counted): the replica holds every visit answered 200."""
     name = app_name(app)
-    result = run_site({"counter_ack_after_replication": True}, limit=name)
+    hosts = f"{name},{app_name(storage)}"  # the store's play publishes what the app's reads
+    result = run_site({"counter_ack_after_replication": True}, limit=hosts)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     readiness = get(app, "/healthz")["body"]
     assert "acknowledged once the replica holds them" in readiness, readiness
@@ -140,7 +141,7 @@ def test_acknowledged_after_replication_power_cuts_lose_no_answered_visit(app, s
             app.check_output(f"systemctl enable --now {APP_UNIT}")
             wait_until(lambda: healthy(app), timeout=120, what="serving again")
     finally:
-        result = run_site({}, limit=name)
+        result = run_site({}, limit=hosts)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert get(app, "/healthz")["body"] == "ok\n"
     answered = sum(row[2] for row in rows)
