@@ -125,7 +125,8 @@ def seconds_to_red(probes: list[tuple[float, int]], start: float, end: float) ->
 
 
 def throughput(answers: list[Answer], start: float, step: float = 10) -> list[tuple[float, float]]:
-    """(seconds since start, answers 200 per second) per ``step`` seconds."""
+    """(seconds since start, answers 200 per second) per ``step`` seconds,
+    the last (partial) step left out."""
     buckets: dict[int, int] = {}
     for a in answers:
         if a.status == 200:
@@ -133,7 +134,7 @@ def throughput(answers: list[Answer], start: float, step: float = 10) -> list[tu
                 buckets.get(int((a.done - start) // step), 0) + 1
             )
     last = max(buckets, default=-1)
-    return [(i * step, buckets.get(i, 0) / step) for i in range(last + 1)]
+    return [(i * step, buckets.get(i, 0) / step) for i in range(last)]
 
 
 # -- the lab -----------------------------------------------------------------------
@@ -495,7 +496,8 @@ def plot(r: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
-    xs = [x / 60 for x, _ in r["throughput"]]
+    step = r["throughput"][1][0] if len(r["throughput"]) > 1 else 10
+    xs = [(x + step / 2) / 60 for x, _ in r["throughput"]]  # each step at its middle
     top.plot(xs, [y for _, y in r["throughput"]], lw=0.8)
     top.set_ylabel("answers 200 / s")
     bottom.plot([x / 60 for x, _ in r["lag"]], [y for _, y in r["lag"]], lw=0.8, color="tab:red")
