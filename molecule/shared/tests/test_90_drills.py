@@ -82,22 +82,24 @@ def test_litestream_sigkill_under_load_fails_and_loses_nothing(app, figures):
     )
 
 
-def test_power_cut_loses_at_most_two_seconds_of_writes(app, storage, figures):
-    name = app_name(app)
+def _power_cut_under_load(app, storage, seconds: float) -> dict:
+    """~100 writes/s for `seconds`, then the app host's power cut (docker
+    kill); it boots again with its units disabled. What the load saw."""
     # The host that comes back is a new machine restored from the replica: its
     # old disk's units must not start first and ship what the replica lacked.
     app.check_output(f"systemctl disable {APP_UNIT} {LITESTREAM_UNIT}")
     # The load comes from the storage host, so its record survives the cut.
     with Load(app, rate=100, source=storage) as load:
-        time.sleep(10)
-        docker("kill", name)
+        time.sleep(seconds)
+        docker("kill", app_name(app))
         seen = load.stop()
-    docker("start", name)
-    wait_until(
-        lambda: _boot_state(app),
-        timeout=120,
-        what="the host boots",
-    )
+    docker("start", app_name(app))
+    wait_until(lambda: _boot_state(app), timeout=120, what="the host boots")
+    return seen
+
+
+def test_power_cut_loses_at_most_two_seconds_of_writes(app, storage, figures):
+    seen = _power_cut_under_load(app, storage, 10)
     remove_database(app)
     app.check_output(f"systemctl enable --now {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=120, what="restored from the replica")
@@ -128,13 +130,7 @@ def test_acknowledged_after_replication_power_cuts_lose_no_answered_visit(app, s
     rows = []
     try:
         for _ in range(ACK_CUTS):
-            app.check_output(f"systemctl disable {APP_UNIT} {LITESTREAM_UNIT}")
-            with Load(app, rate=100, source=storage) as load:
-                time.sleep(3)
-                docker("kill", name)
-                seen = load.stop()
-            docker("start", name)
-            wait_until(lambda: _boot_state(app), timeout=120, what="the host boots")
+            seen = _power_cut_under_load(app, storage, 3)
             restored = replica_count(app)  # nothing ran since the cut
             rows.append((seen["max_ack"], restored, seen["ok"], seen["failed"]))
             assert restored >= seen["max_ack"], rows[-1]
