@@ -73,7 +73,8 @@ esac
 """
 
 # systemctl: every call recorded; `is-active` says active unless the file
-# `inactive` names the unit; `list-jobs` answers what the file `jobs` holds.
+# `inactive` names the unit; `list-jobs` answers what the file `jobs` holds;
+# `show -p TriggeredBy` what the file `triggered_by` holds.
 SYSTEMCTL = r"""#!/bin/sh
 here=$(dirname "$0")
 echo "systemctl $*" >> "$here/events"
@@ -89,7 +90,10 @@ list-jobs)
     [ -e "$here/jobs" ] && cat "$here/jobs"
     ;;
 show)
-    echo 4242
+    case "$*" in
+    *TriggeredBy*) [ -e "$here/triggered_by" ] && cat "$here/triggered_by";;
+    *) echo 4242;;
+    esac
     ;;
 esac
 exit 0

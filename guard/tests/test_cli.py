@@ -110,6 +110,7 @@ CALLED_AS = [
     ["start"],
     ["stop"],
     ["started"],
+    ["stopped"],
     ["app-stopped", "counter.service"],
     ["check"],
     ["restore-drill"],

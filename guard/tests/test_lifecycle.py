@@ -272,6 +272,57 @@ def test_a_stopped_app_stops_litestream_after_it(world, monkeypatch, capsys):
     assert "stopping litestream.service after it" in capsys.readouterr().out
 
 
+def test_a_stopped_app_closes_its_listener_before_litestream(world, monkeypatch, capsys):
+    world.systemctl(monkeypatch)
+    jobs(world, "9 counter.service stop running")
+    (world.bin / "triggered_by").write_text("counter.socket\n")
+    lifecycle.app_stopped(world.host(), "counter.service")
+    stops = [line for line in world.event_lines() if line.startswith("systemctl stop")]
+    assert stops == [
+        "systemctl stop --no-block counter.socket",
+        "systemctl stop --no-block litestream.service",
+    ]
+    assert "stopping its listener counter.socket" in capsys.readouterr().out
+
+
+def test_a_restarting_app_keeps_its_listener(world, monkeypatch):
+    world.systemctl(monkeypatch)
+    jobs(world, "9 counter.service restart running")
+    (world.bin / "triggered_by").write_text("counter.socket\n")
+    lifecycle.app_stopped(world.host(), "counter.service")
+    assert not any(line.startswith("systemctl stop") for line in world.event_lines())
+
+
+@pytest.mark.parametrize(
+    ("result", "app_runs", "closed"),
+    [
+        ("exit-code", False, True),  # a refused or failed start: nothing may wait
+        ("signal", False, True),
+        ("signal", True, False),  # killed under a running app: Upholds= brings it back
+        ("success", False, False),  # a clean stop: the app's stop closed it already
+    ],
+)
+def test_litestream_ending_badly_closes_the_listener_of_an_app_that_does_not_run(
+    world, monkeypatch, result, app_runs, closed
+):
+    world.systemctl(monkeypatch)
+    monkeypatch.setenv("SERVICE_RESULT", result)
+    (world.bin / "triggered_by").write_text("counter.socket\n")
+    if not app_runs:
+        inactive(world, "counter.service")
+    lifecycle.litestream_stopped(world.host())
+    stops = [line for line in world.event_lines() if line.startswith("systemctl stop")]
+    assert stops == (["systemctl stop --no-block counter.socket"] if closed else [])
+
+
+def test_litestream_ending_leaves_an_app_without_a_socket_alone(world, monkeypatch):
+    world.systemctl(monkeypatch)
+    monkeypatch.setenv("SERVICE_RESULT", "exit-code")
+    inactive(world, "counter.service")
+    lifecycle.litestream_stopped(world.host())
+    assert not any(line.startswith("systemctl stop") for line in world.event_lines())
+
+
 def test_an_app_that_exited_leaves_litestream_replicating(world, monkeypatch, capsys):
     world.systemctl(monkeypatch)
     lifecycle.app_stopped(world.host(), "counter.service")

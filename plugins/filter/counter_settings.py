@@ -108,6 +108,13 @@ def counter_settings_problems(
             f" {_dumps(s['counter_connection_limit'])}),"
             f" counter_idle_timeout 1-3600 seconds (got {_dumps(s['counter_idle_timeout'])})."
         )
+    # systemd's counter.socket holds the listener: ListenStream= takes an
+    # address, not a name (0.0.0.0 and :: listen on every address).
+    if not _ip_address(s["counter_listen_host"]):
+        problems.append(
+            "counter_listen_host must be an IP address (systemd's socket unit listens on it; got"
+            f" {_dumps(s['counter_listen_host'])})."
+        )
     version = facts.get("python", {}).get("version", {})
     have = (_int(version.get("major")), _int(version.get("minor")))
     if have < (3, 11):

@@ -56,6 +56,7 @@ def test_the_defaults_pass(lock: str) -> None:
         ("counter_ack_timeout", 0, "counter_ack_timeout must be 1-300 seconds (got 0)"),
         ("counter_metrics_port", 8080, "differ from counter_port (got 8080)"),
         ("counter_metrics_listen_host", "localhost", 'an IP address (got "localhost")'),
+        ("counter_listen_host", "localhost", "an IP address (systemd's socket unit"),
         ("counter_restore_drill_result", "result.json", 'absolute file path (got "result.json")'),
     ],
 )
@@ -69,6 +70,7 @@ def test_each_wrong_setting_is_named_with_what_it_got(
 
 def test_ipv6_metrics_listener_passes(lock: str) -> None:
     assert problems(lock, counter_metrics_listen_host="::1") == []
+    assert problems(lock, counter_listen_host="::") == []
 
 
 def test_every_problem_is_said_at_once(lock: str) -> None:

@@ -1,6 +1,7 @@
 """Litestream's unit and the app's: start (ExecStartPre: back off a loop,
 restore a missing database, check the position of an existing one), started
-(ExecStartPost), stop (ExecStop), app-stopped (the app's ExecStopPost), and
+(ExecStartPost), stop (ExecStop), stopped (ExecStopPost), app-stopped (the
+app's ExecStopPost), and
 the operator's two ways out of a refused start: restore-from-replica and
 adopt-local."""
 
@@ -46,6 +47,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("unit", nargs="?", default="", help="the app's unit")
     parser.set_defaults(run=lambda host, opts: app_stopped(host, opts.unit))
+    add(
+        "stopped",
+        help="ExecStopPost: when Litestream ended without success and the app does not run, "
+        "close the app's listener",
+    ).set_defaults(run=lambda host, opts: litestream_stopped(host))
     add(
         "restore-from-replica",
         help="operator: keep the local file aside, restore the replica",
@@ -315,13 +321,40 @@ def started(host: Host) -> None:
 
 
 def app_stopped(host: Host, unit: str) -> None:
+    """On a real stop of the app: its listener first (a connection must not
+    start it again), then Litestream, whose final sync holds the last writes.
+    A restart or a crash leaves both: clients wait in the listener's queue
+    for the next process, Litestream replicates on."""
     job, _ = systemd.job(unit)
     name = host.settings.unit
     if job == "stop":
+        for listener in systemd.triggered_by(unit):
+            say(f"{unit} was stopped: stopping its listener {listener}")
+            systemd.stop_no_block(listener)
         say(f"{unit} was stopped: stopping {name} after it (final sync)")
         systemd.stop_no_block(name)
     else:
         say(f"{unit} exited ({job or 'no stop job'}): {name} keeps replicating")
+
+
+# -- ExecStopPost of Litestream's unit ---------------------------------------------
+
+
+def litestream_stopped(host: Host) -> None:
+    """Litestream's unit ended without success (its start refused or failed,
+    or its process died) while the app does not run: close the app's
+    listener, so no client waits in its queue for an app that must not
+    start; Litestream's next successful start starts the app and, with it,
+    the listener. A running app keeps its listener (and Upholds= brings
+    Litestream back); so does a clean stop (the app's own stop closed it)."""
+    app = host.settings.app_unit
+    result = os.environ.get("SERVICE_RESULT", "success")
+    if not app or result == "success" or systemd.is_active_quiet(app):
+        return
+    for listener in systemd.triggered_by(app):
+        if systemd.is_active_quiet(listener):
+            say(f"{host.settings.unit} ended ({result}) and {app} does not run: closing {listener}")
+            systemd.stop_no_block(listener)
 
 
 # -- the operator's ways out of a refused start ------------------------------------

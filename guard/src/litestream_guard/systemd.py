@@ -67,6 +67,18 @@ def main_pid(unit: str) -> int:
     return int(out.stdout.strip() or 0) if out.stdout.strip().isdigit() else 0
 
 
+def triggered_by(unit: str) -> list[str]:
+    """The units that start ``unit`` on demand: its socket (socket
+    activation), if it has one."""
+    out = subprocess.run(
+        [SYSTEMCTL, "show", "-p", "TriggeredBy", "--value", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.split()
+
+
 def stop_no_block(unit: str) -> None:
     subprocess.run([SYSTEMCTL, "stop", "--no-block", unit], check=True)
 

@@ -1,9 +1,23 @@
-"""Lifecycle drills: stop/start, killed Litestream, killed app."""
+"""Lifecycle drills: stop/start, killed Litestream, killed app, restarts
+under load (systemd's socket holds the listener)."""
 
 from __future__ import annotations
 
-from deployment import APP_UNIT, LITESTREAM_UNIT
-from hosts import healthy, host_now, journal, main_pid, replica_count, stop_app, visit, wait_until
+import time
+
+from deployment import APP_SOCKET, APP_UNIT, LITESTREAM_UNIT, PORT
+from faults import Load
+from hosts import (
+    get,
+    healthy,
+    host_now,
+    journal,
+    main_pid,
+    replica_count,
+    stop_app,
+    visit,
+    wait_until,
+)
 
 
 def _active(host, unit: str) -> str:
@@ -16,6 +30,9 @@ def test_stopping_the_app_stops_litestream_after_it(app):
     stop_app(app)
     assert _active(app, APP_UNIT) == "inactive"
     assert _active(app, LITESTREAM_UNIT) == "inactive"
+    # Its listener went with it: a stop is not a wait, connections are refused.
+    assert _active(app, APP_SOCKET) == "inactive"
+    assert get(app, "/")["status"] == 0, "nothing listens on a stopped app's port"
     lines = journal(app, since, APP_UNIT, LITESTREAM_UNIT).splitlines()
     app_stopped = next(i for i, line in enumerate(lines) if line.startswith(f"Stopped {APP_UNIT}"))
     litestream_stopping = next(
@@ -32,6 +49,7 @@ def test_starting_the_app_starts_litestream_and_keeps_the_data(stopped_app):
     since = host_now(app)
     app.check_output(f"systemctl start {APP_UNIT}")
     assert _active(app, LITESTREAM_UNIT) == "active"
+    assert _active(app, APP_SOCKET) == "active"
     wait_until(lambda: healthy(app), timeout=30, what="counter healthy")
     assert "Database already exists, skipping restore" in journal(app, since, LITESTREAM_UNIT)
     assert visit(app) == count + 1
@@ -66,3 +84,48 @@ def test_a_crashed_app_comes_back_and_litestream_keeps_replicating(app):
     logged = journal(app, since, APP_UNIT)
     assert "keeps replicating" in logged, logged
     assert visit(app) == count + 1
+
+
+def test_restarts_and_outside_sigterms_under_load_fail_no_request(app, figures):
+    """systemd's socket holds the listener: while the app restarts, new
+    connections wait in its queue and the next process answers them; the
+    stopping one answers what it began. A SIGKILL fails only the requests
+    in flight at the kill."""
+    listening = app.check_output("systemctl show -p Listen --value %s", APP_SOCKET)
+    assert f":{PORT}" in listening, listening
+    for how, action, times in (
+        ("systemctl restart", f"systemctl restart {APP_UNIT}", 3),
+        ("outside SIGTERM", f"systemctl kill {APP_UNIT}", 3),
+    ):
+        with Load(app, rate=200, threads=8, seconds=120) as load:
+            for _ in range(times):
+                time.sleep(1)
+                old = main_pid(app, APP_UNIT)
+                app.check_output(action)
+                wait_until(
+                    lambda old=old: main_pid(app, APP_UNIT) not in (0, old),
+                    timeout=30,
+                    what="the app's next process",
+                    interval=0.2,
+                )
+            time.sleep(2)
+            seen = load.stop()
+        figures[f"{how} x{times} under ~200 req/s: failed requests"] = (
+            f"{seen['failed']} of {seen['ok'] + seen['failed']}"
+        )
+        assert seen["failed"] == 0, (how, seen)
+        assert seen["ok"] > 0
+    # SIGKILL: the process dies with what it holds; nothing else fails.
+    threads = 8
+    with Load(app, rate=200, threads=threads, seconds=120) as load:
+        time.sleep(1)
+        old = main_pid(app, APP_UNIT)
+        app.check_output(f"systemctl kill -s KILL {APP_UNIT}")
+        wait_until(
+            lambda: main_pid(app, APP_UNIT) not in (0, old), timeout=30, what="back", interval=0.2
+        )
+        time.sleep(2)
+        seen = load.stop()
+    figures["app SIGKILL under ~200 req/s: failed requests (in flight)"] = seen["failed"]
+    assert seen["failed"] <= threads, f"at most one request in flight per client: {seen}"
+    wait_until(lambda: healthy(app), timeout=30, what="healthy")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT
+from deployment import APP_SOCKET, APP_UNIT, DATA, DB, LITESTREAM_UNIT
 from faults import StorePaused, unavailable_seconds
 from hosts import (
     db_count,
@@ -53,7 +53,12 @@ def _roll_back(app) -> tuple[int, int]:
         app, "REFUSED", timeout=60, what="the guard refuses the rolled-back file"
     )
     assert "is at TXID" in message and "Starting would roll the replica back" in message, message
-    assert get(app, "/")["status"] == 0, "nothing serves the old file"
+    # Not even a listener keeps clients waiting: the guard closed the app's socket.
+    wait_until(
+        lambda: _active(app, APP_SOCKET) == "inactive", timeout=15, what="the listener closed"
+    )
+    answer = get(app, "/")
+    assert answer["status"] == 0 and "refused" in answer["body"], "nothing serves the old file"
     assert replica_count(app) == acked, "the replica is not rolled back"
     return old, acked
 

@@ -14,6 +14,7 @@ import pytest
 
 import programs
 from deployment import PROJECT, SETTINGS
+from faults import Load
 from hosts import run_site, visit
 
 # Where the deploy is drilled once per Debian release (scenario default).
@@ -43,7 +44,7 @@ def _pins(lock: str) -> dict[str, str]:
     }
 
 
-def test_a_new_app_version_and_lock_deploy_and_keep_the_count(app, tmp_path):
+def test_a_new_app_version_and_lock_deploy_and_keep_the_count(app, tmp_path, figures):
     source = tmp_path / "app"
     shutil.copytree(
         PROJECT / "app",
@@ -77,12 +78,20 @@ def test_a_new_app_version_and_lock_deploy_and_keep_the_count(app, tmp_path):
     before = visit(app)
     # The next deploy of the project's own source puts its version and its
     # lock back the same way (the wheel and the lock changed: reinstalled).
-    result = run_site({"counter_app_source": str(source)})
+    # Under load: the app's restart refuses no connection (systemd's socket
+    # holds the listener, the old process drains).
+    with Load(app, rate=100, threads=4, seconds=600) as load:
+        result = run_site({"counter_app_source": str(source)})
+        seen = load.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    figures["deploy of a new app version under ~100 req/s: failed requests"] = (
+        f"{seen['failed']} of {seen['ok'] + seen['failed']}"
+    )
+    assert seen["failed"] == 0, seen
     installed = _installed(app)
     assert installed["counter-app"] == newer
     # Exactly the lock: each pin at its version, and nothing else but the app
     # and the virtualenv's own tools.
     assert {name: installed.get(name) for name in locked} == locked
     assert set(installed) - set(locked) <= {"counter-app", "pip", "setuptools", "wheel"}
-    assert visit(app) == before + 1
+    assert visit(app) >= before + seen["ok"] + 1

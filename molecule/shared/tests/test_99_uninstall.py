@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from deployment import (
+    APP_SOCKET,
     APP_UNIT,
     CONFIG,
     DATA,
@@ -44,6 +45,7 @@ DRILL_UNITS = [
 ]
 APP_GONE = [
     f"/etc/systemd/system/{APP_UNIT}",
+    f"/etc/systemd/system/{APP_SOCKET}",
     f"/etc/systemd/system/{LITESTREAM_UNIT}",
     *(f"/etc/systemd/system/{unit}" for unit in DRILL_UNITS),
     str(Path(SETTINGS["litestream_published"]["restore_drill_result"]).parent),
@@ -135,7 +137,7 @@ def test_a_second_run_changes_nothing(uninstalled):
 
 def test_units_binaries_configuration_and_accounts_are_gone(apps, uninstalled):
     for app in apps:
-        for unit in (APP_UNIT, LITESTREAM_UNIT, *DRILL_UNITS):
+        for unit in (APP_UNIT, APP_SOCKET, LITESTREAM_UNIT, *DRILL_UNITS):
             assert app.run("systemctl cat %s", unit).rc != 0, unit
             assert app.run("systemctl is-active %s", unit).stdout.strip() in ("inactive", "unknown")
         for path in APP_GONE:
