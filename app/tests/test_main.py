@@ -80,6 +80,7 @@ def test_serves_and_stops_cleanly_on_sigterm(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
+    assert "listening on a socket it bound" in stderr
     assert "received SIGTERM, shutting down" in stderr
     assert "stopped" in stderr
 

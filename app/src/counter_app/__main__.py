@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -14,6 +15,12 @@ from prometheus_client import CollectorRegistry
 from counter_app.metrics import RequestMetrics, StateCollector, serve
 from counter_app.replicated_ack import ReplicationGate
 from counter_app.replication import ReplicationMonitor
+from counter_app.serving import (
+    DRAIN_SECONDS,
+    SocketActivationError,
+    inherited_socket,
+    serve_until_stopped,
+)
 from counter_app.store import VisitStore
 from counter_app.web import create_app
 from litestream_control import Control
@@ -131,16 +138,24 @@ def _flag(env: dict[str, str], name: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no)")
 
 
-def create_server(app: object, config: Config) -> waitress.server.BaseWSGIServer:
-    """The app behind waitress, with the limits of ``config``."""
-    return waitress.create_server(app, **config.waitress_settings())
+def create_server(
+    app: object, config: Config, sock: socket.socket | None = None
+) -> waitress.server.BaseWSGIServer:
+    """The app behind waitress, with the limits of ``config``, on ``sock``
+    (a listening socket, systemd's) or else on a socket of its own bound to
+    config.host:config.port."""
+    settings = config.waitress_settings()
+    if sock is not None:
+        # waitress refuses host or port together with sockets.
+        del settings["host"], settings["port"]
+        settings["sockets"] = [sock]
+    return waitress.create_server(app, **settings)
 
 
-def _stop(signum: int, _frame: object) -> None:
-    # waitress's loop turns SystemExit into a graceful shutdown: it stops
-    # accepting and lets requests in flight finish.
-    log.info("received %s, shutting down", signal.Signals(signum).name)
-    raise SystemExit(0)
+def drain_seconds(config: Config) -> float:
+    """How long a stop waits for the requests in progress: a visit may wait
+    the ack timeout for the replica on top."""
+    return DRAIN_SECONDS + (config.ack_timeout if config.ack_after_replication else 0)
 
 
 def _restart_for(error: BaseException) -> None:
@@ -164,6 +179,11 @@ def main() -> int:
         config = Config.from_env(dict(os.environ))
     except ConfigError as error:
         log.error("configuration error: %s", error)
+        return 2
+    try:
+        sock = inherited_socket()
+    except SocketActivationError as error:
+        log.error("socket activation: %s", error)
         return 2
     control = Control(config.litestream_socket, os.path.abspath(config.db))
     gate = None
@@ -200,11 +220,18 @@ def main() -> int:
         registry.register(StateCollector(store, db, replication, config.restore_drill_result, gate))
         metrics_server = serve(registry, config.metrics_host, config.metrics_port)
         log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
-    server = create_server(app, config)
-    signal.signal(signal.SIGTERM, _stop)
-    log.info("serving %s on http://%s:%d/", config.db, config.host, config.port)
+    server = create_server(app, config, sock)
+    where = "the socket systemd passed" if sock is not None else "a socket it bound"
+    log.info(
+        "serving %s on http://%s:%s/ (listening on %s)",
+        config.db,
+        server.effective_host,
+        server.effective_port,
+        where,
+    )
     try:
-        server.run()
+        # Until SIGTERM or SIGINT; then stops accepting and drains.
+        serve_until_stopped(server, drain_seconds(config))
     finally:
         server.close()
         if metrics_server is not None:
