@@ -28,7 +28,7 @@ from hosts import (
     visit,
     wait_until,
 )
-from stores import damage_replica_objects, delete_replica_objects
+from stores import damage_replica_objects, delete_replica_objects, replica_objects
 
 COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
 
@@ -113,6 +113,14 @@ def test_a_damaged_file_of_the_plan_is_fetched_then_refused(app, storage, replic
     or with a flipped byte in the store is staged as it is, then refused by
     Litestream's checksums; nothing serves, nothing is left behind."""
     visit(app)
+    # A history begun by the test before holds its snapshot once Litestream
+    # has written it (not at once after its start).
+    wait_until(
+        lambda: any(re.search(SNAPSHOT, name) for name in replica_objects(app, storage)),
+        timeout=60,
+        what="the plan's snapshot in the store",
+        interval=1,
+    )
     stop_app(app)
     damaged = damage_replica_objects(app, storage, replica_kind, SNAPSHOT, how)
     assert damaged, "the snapshot was there"
