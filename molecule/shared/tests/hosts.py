@@ -130,6 +130,19 @@ def main_pid(host, unit: str) -> int:
     return int(unit_prop(host, unit, "MainPID"))
 
 
+def replaced(host, unit: str, action: str, timeout: float = 30) -> int:
+    """Run `action` (a command that ends the unit's process: a kill, a
+    restart) and wait for the unit's next process; return its pid."""
+    old = main_pid(host, unit)
+    host.check_output(action)
+    return wait_until(
+        lambda: (pid := main_pid(host, unit)) not in (0, old) and pid,
+        timeout=timeout,
+        what=f"{unit}'s next process",
+        interval=0.2,
+    )
+
+
 def host_now(host) -> str:
     return host.check_output("date +%s")
 

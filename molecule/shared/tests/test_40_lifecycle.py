@@ -13,6 +13,7 @@ from hosts import (
     host_now,
     journal,
     main_pid,
+    replaced,
     replica_count,
     stop_app,
     visit,
@@ -100,14 +101,7 @@ def test_restarts_and_outside_sigterms_under_load_fail_no_request(app, figures):
         with Load(app, rate=200, threads=8, seconds=120) as load:
             for _ in range(times):
                 time.sleep(1)
-                old = main_pid(app, APP_UNIT)
-                app.check_output(action)
-                wait_until(
-                    lambda old=old: main_pid(app, APP_UNIT) not in (0, old),
-                    timeout=30,
-                    what="the app's next process",
-                    interval=0.2,
-                )
+                replaced(app, APP_UNIT, action)
             time.sleep(2)
             seen = load.stop()
         figures[f"{how} x{times} under ~200 req/s: failed requests"] = (
@@ -119,11 +113,7 @@ def test_restarts_and_outside_sigterms_under_load_fail_no_request(app, figures):
     threads = 8
     with Load(app, rate=200, threads=threads, seconds=120) as load:
         time.sleep(1)
-        old = main_pid(app, APP_UNIT)
-        app.check_output(f"systemctl kill -s KILL {APP_UNIT}")
-        wait_until(
-            lambda: main_pid(app, APP_UNIT) not in (0, old), timeout=30, what="back", interval=0.2
-        )
+        replaced(app, APP_UNIT, f"systemctl kill -s KILL {APP_UNIT}")
         time.sleep(2)
         seen = load.stop()
     figures["app SIGKILL under ~200 req/s: failed requests (in flight)"] = seen["failed"]

@@ -20,8 +20,8 @@ from hosts import (
     healthy,
     host_now,
     journal,
-    main_pid,
     remove_database,
+    replaced,
     replica_count,
     run_site,
     stop_app,
@@ -65,14 +65,7 @@ def test_litestream_sigkill_under_load_fails_and_loses_nothing(app, figures):
     with Load(app, rate=100) as load:
         for _ in range(10):
             time.sleep(2)
-            old = main_pid(app, LITESTREAM_UNIT)
-            app.check_output(f"systemctl kill -s KILL {LITESTREAM_UNIT}")
-            wait_until(
-                lambda old=old: main_pid(app, LITESTREAM_UNIT) not in (0, old),
-                timeout=10,
-                what="Litestream back",
-                interval=0.2,
-            )
+            replaced(app, LITESTREAM_UNIT, f"systemctl kill -s KILL {LITESTREAM_UNIT}", timeout=10)
         time.sleep(2)
         seen = load.stop()
     assert seen["failed"] == 0, seen
