@@ -34,18 +34,15 @@ import datetime as dt
 import json
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = ROOT / ".venv" / "bin" / "ansible-playbook"
-HOST, STORE, URL = "lab-app1", "lab-storage", "http://127.0.0.1:8080"
+import lab_host
+from lab_host import HOST, ROOT, STORE, get, healthy, on_app, sh, wait
+
 RATE, THREADS = 100, 8
 GAP_S = (60, 180)  # between two faults
 PAUSE_S = (30, 120)  # a store pause
@@ -140,62 +137,23 @@ def throughput(answers: list[Answer], start: float, step: float = 10) -> list[tu
 # -- the lab -----------------------------------------------------------------------
 
 
-def sh(*argv: str, timeout: float = 900, check: bool = True) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and out.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:5])}: exit {out.returncode}: {out.stderr[-1500:]}")
-    return out.stdout
-
-
-def on_app(script: str, timeout: float = 900, check: bool = True) -> str:
-    return sh("docker", "exec", HOST, "sh", "-c", script, timeout=timeout, check=check)
-
-
-def get(path: str, timeout: float = 10) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(URL + path, timeout=timeout) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-    except OSError:
-        return 0, ""
-
-
 def replica_type() -> str:
     config = on_app("cat /etc/litestream.yml")
     return "s3" if re.search(r"^\s+type: s3$", config, re.M) else "sftp"
 
 
 def deploy(replica: str, ack: bool, idle_timeout: int = 10) -> float:
-    started = time.monotonic()
-    extra = {
+    """site.yml with the store, the mode, and the idle timeout a "deploy"
+    fault changes (the env file changes: the app restarts)."""
+    return lab_host.deploy(settings(replica, ack, idle_timeout))
+
+
+def settings(replica: str, ack: bool, idle_timeout: int = 10) -> dict:
+    return {
         "lab_replica": replica,
         "counter_ack_after_replication": ack,
         "counter_idle_timeout": idle_timeout,
     }
-    out = subprocess.run(
-        [str(PLAYBOOK), "-i", "inventory/lab", "site.yml", "-e", json.dumps(extra)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"the deploy failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
-    return time.monotonic() - started
-
-
-def wait(check, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise RuntimeError(f"{what}: not within {timeout:.0f} s")
-
-
-def healthy() -> bool:
-    return get("/healthz", timeout=5)[0] == 200
 
 
 class Recorder:
@@ -290,24 +248,8 @@ def inflict(
         deploys[0] = 11 if deploys[0] == 10 else 10  # the env file changes: the app restarts
         fault.detail["deploy_s"] = round(deploy(replica, ack, deploys[0]), 1)
     elif kind == "power-cut":
-        on_app("systemctl disable counter.service litestream.service")
-        cut = time.time()
-        sh("docker", "kill", HOST)
+        cut, restored = lab_host.power_cut(settings(replica, ack, deploys[0]))
         acked = rec.max_ack(cut)
-        sh("docker", "start", HOST)
-        wait(
-            lambda: (
-                on_app("systemctl is-system-running --wait || true", check=False).strip()
-                in ("running", "degraded")
-            ),
-            120,
-            f"{HOST} boots",
-        )
-        on_app("rm -rf /var/lib/counter/counter.db* /var/lib/counter/.counter.db-litestream")
-        deploy(replica, ack, deploys[0])
-        wait(healthy, 120, f"{HOST} restored and ready")
-        status, body = get("/")
-        restored = int(body.split()[5]) - 1 if status == 200 else -1
         fault.detail.update(acknowledged=acked, restored=restored, lost=max(0, acked - restored))
     fault.end = time.time()
     try:

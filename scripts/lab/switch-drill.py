@@ -17,17 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = ROOT / ".venv" / "bin" / "ansible-playbook"
-HOST, URL = "lab-app1", "http://127.0.0.1:8080"
+from lab_host import HOST, deploy, get, healthy, power_cut, sh, wait
 
 
 class Load:
@@ -44,17 +38,15 @@ class Load:
     def _work(self) -> None:
         while not self.stop_event.is_set():
             started = time.monotonic()
-            try:
-                with urllib.request.urlopen(URL + "/", timeout=10) as answer:
-                    n = int(answer.read().decode().split()[5])
-                with self.lock:
+            status, body = get("/")
+            with self.lock:
+                if status == 200:
                     self.ok += 1
-                    self.max_ack = max(self.max_ack, n)
-            except (OSError, ValueError, IndexError) as error:
-                with self.lock:
+                    self.max_ack = max(self.max_ack, int(body.split()[5]))
+                else:
                     self.failed += 1
                     if len(self.errors) < 5:
-                        self.errors.append(str(error))
+                        self.errors.append(f"{status} {body[:100]}")
             time.sleep(max(0.0, self.gap - (time.monotonic() - started)))
 
     def __enter__(self) -> Load:
@@ -68,85 +60,17 @@ class Load:
             thread.join()
 
 
-def healthy() -> bool:
-    try:
-        with urllib.request.urlopen(URL + "/healthz", timeout=5) as answer:
-            return answer.status == 200
-    except (OSError, urllib.error.HTTPError):
-        return False
-
-
-def visit() -> int:
-    with urllib.request.urlopen(URL + "/", timeout=10) as answer:
-        return int(answer.read().decode().split()[5])
-
-
-def wait(check, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise SystemExit(f"{what}: not within {timeout:.0f} s")
-
-
-def deploy(replica: str) -> None:
-    out = subprocess.run(
-        [str(PLAYBOOK), "-i", "inventory/lab", "site.yml", "-e", f"lab_replica={replica}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        said = out.stdout[-3000:] + out.stderr[-2000:]
-        raise SystemExit(f"the deploy to {replica} failed:\n{said}")
-
-
-def sh(*argv: str) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-
-
-def power_cut_and_redeploy(replica: str) -> int:
-    """lab-app1 cut off; it comes back with its database lost and is
-    deployed again: the count it restored."""
-    sh("docker", "exec", HOST, "systemctl", "disable", "counter", "litestream")
-    sh("docker", "kill", HOST)
-    sh("docker", "start", HOST)
-    wait(
-        lambda: (
-            sh(
-                "docker", "exec", HOST, "sh", "-c", "systemctl is-system-running --wait || true"
-            ).strip()
-            in ("running", "degraded")
-        ),
-        120,
-        "lab-app1 boots",
-    )
-    sh(
-        "docker",
-        "exec",
-        HOST,
-        "sh",
-        "-c",
-        "rm -rf /var/lib/counter/counter.db* /var/lib/counter/.counter.db-litestream",
-    )
-    deploy(replica)
-    wait(healthy, 120, "lab-app1 restored and ready")
-    return visit() - 1
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wait", type=float, default=330, help="seconds of writes before a switch")
     args = parser.parse_args()
     if not healthy():
-        raise SystemExit("lab-app1 is not ready: run `make demo` first")
+        raise SystemExit(f"{HOST} is not ready: run `make demo` first")
     failures = 0
     for replica in ("s3", "sftp"):
         with Load() as load:
             time.sleep(args.wait)
-            deploy(replica)
+            deploy({"lab_replica": replica})
             green = wait(healthy, 60, f"readiness green after the switch to {replica}")
             # Every visit acknowledged before readiness turned green; the
             # load goes on a little longer, so that the power cut does not
@@ -155,7 +79,7 @@ def main() -> int:
             with load.lock:
                 acked = load.max_ack
             time.sleep(5)
-        restored = power_cut_and_redeploy(replica)
+        _, restored = power_cut({"lab_replica": replica})
         status = json.loads(sh("docker", "exec", HOST, "litestream-guard", "status"))
         said = (status.get("history") or {}).get("last", {})
         ok = load.failed == 0 and restored >= acked

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "lab" / "soak.py"
+sys.path.insert(0, str(SOAK.parent))  # its lab_host.py, as when it runs as a script
 spec = importlib.util.spec_from_file_location("soak", SOAK)
 soak = sys.modules["soak"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(soak)
