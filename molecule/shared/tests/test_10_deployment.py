@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+import programs
 from deployment import (
     APP_UNIT,
     CONFIG,
@@ -235,6 +236,29 @@ def test_each_app_host_has_its_own_key_only_chrooted_sftp_account(storage, apps)
         lines = [x for x in keys.content_string.splitlines() if x.strip() and not x.startswith("#")]
         assert len(lines) == 1 and lines[0].startswith("restrict "), lines
         assert lines[0].endswith(f" {user}@{name}"), lines
+
+
+@pytest.mark.sftp
+def test_a_replica_session_holds_thousands_of_files_open(app, storage):
+    """Litestream's compaction opens every pending file of a level at once;
+    with OpenSSH's 1024 descriptors a session refuses the 1022nd ("open ltx
+    file: sftp: Failure"), every compaction fails from then on and L0 piles
+    up on the store. 2,000 at once, in the host's own session."""
+    assert unit_prop(storage, "ssh.service", "LimitNOFILE") == "16384"
+    pinned = re.search(r"host-key: (.+)$", app.file(CONFIG).content_string, re.M).group(1)
+    name = app_name(app)
+    held = json.loads(
+        app.check_output(
+            "python3 -c %s %s %s %s %s %s 2000",
+            programs.text("sftp_open_many.py"),
+            SETTINGS["litestream_sftp_key_path"],
+            sftp_account(name),
+            app_name(storage),
+            pinned,
+            f"{STORE['sftp_upload_dir']}/{name}-open-files-check",
+        )
+    )
+    assert held == {"opened": 2000, "failed": 0, "error": ""}, held
 
 
 @pytest.mark.s3

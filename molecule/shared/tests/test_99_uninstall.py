@@ -180,6 +180,7 @@ def test_the_sftp_store_keeps_the_replica_and_loses_the_accounts(app, storage, u
     assert not account_exists(storage, sftp_account(name))
     assert not account_exists(storage, STORE["sftp_group"], "group")
     assert not storage.file(STORE["sftp_client_keys_dir"]).exists
+    assert not storage.file("/etc/systemd/system/ssh.service.d/sftp-storage.conf").exists
     root = storage.file(STORE["sftp_root"])
     assert (root.user, root.mode) == ("root", 0o700)
     # The kept replica restores to the last count: copied to the app host
