@@ -48,6 +48,12 @@ GAP_S = (60, 180)  # between two faults
 PAUSE_S = (30, 120)  # a store pause
 RESTORE_EVERY_S = 300
 READY_BOUND_S = 10  # counter_max_replica_lag in the lab
+# Litestream compacts L0 into L1 every 30 s: the newest L1 file may be this
+# old, outside store pauses and power cuts (and a minute after them).
+COMPACTION_BOUND_S = 180
+LEVEL1_READ = (
+    "litestream ltx -config /etc/litestream.yml -level 1 /var/lib/counter/counter.db | tail -1"
+)
 PROBE_SLACK_S = 3  # the app's monitor polls once a second, this probe too
 LOSS_BOUND_S = 2  # default mode: a power cut loses at most this much (docs/drills.md)
 DRILL_RESULT = "/var/lib/litestream-restore-drill/result.json"
@@ -121,6 +127,19 @@ def seconds_to_red(probes: list[tuple[float, int]], start: float, end: float) ->
     return None
 
 
+def compaction_behind(
+    samples: list[tuple[float, float]], excused: list[tuple[float, float]], bound: float
+) -> list[tuple[float, float]]:
+    """(time, age) of the samples whose newest level-1 file (``samples``:
+    (time, when that file was made)) was older than ``bound`` seconds,
+    outside the ``excused`` intervals (the store away, the host down)."""
+    return [
+        (t, round(t - made, 1))
+        for t, made in samples
+        if t - made > bound and not any(a <= t <= b for a, b in excused)
+    ]
+
+
 def throughput(answers: list[Answer], start: float, step: float = 10) -> list[tuple[float, float]]:
     """(seconds since start, answers 200 per second) per ``step`` seconds,
     the last (partial) step left out."""
@@ -168,7 +187,12 @@ class Recorder:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._visit) for _ in range(THREADS)]
-        self.threads += [threading.Thread(target=self._probe), threading.Thread(target=self._lag)]
+        self.level1: list[tuple[float, float]] = []
+        self.threads += [
+            threading.Thread(target=self._probe),
+            threading.Thread(target=self._lag),
+            threading.Thread(target=self._compaction),
+        ]
 
     def max_ack(self, before: float) -> int:
         with self.lock:
@@ -202,6 +226,14 @@ class Recorder:
             found = re.search(r"^counter_replication_lag_seconds (\S+)$", out, re.M)
             if found:
                 self.lag.append((time.time(), float(found.group(1))))
+
+    def _compaction(self) -> None:
+        while not self.stop.wait(30):
+            # level, min TXID, max TXID, size, created (UTC, RFC 3339)
+            fields = on_app(LEVEL1_READ, timeout=20, check=False).split()
+            if len(fields) == 5 and fields[0] == "1":
+                made = dt.datetime.fromisoformat(fields[4].replace("Z", "+00:00")).timestamp()
+                self.level1.append((time.time(), made))
 
     def __enter__(self) -> Recorder:
         for thread in self.threads:
@@ -322,6 +354,8 @@ def analyse(
     back = backwards(answers, resets)
     down = [(f.start, f.end) for f in faults if f.kind == "store-pause"]
     green = green_while_down(rec.probes, down, READY_BOUND_S + PROBE_SLACK_S)
+    excused = [(f.start, f.end + 60) for f in faults if f.kind in ("store-pause", "power-cut")]
+    behind = compaction_behind(rec.level1, excused, COMPACTION_BOUND_S)
     rate = (
         sum(1 for a in answers if a.status == 200) / max(1.0, answers[-1].done - start)
         if answers
@@ -362,6 +396,12 @@ def analyse(
             not green,
             f"{len(green)} green answers more than {READY_BOUND_S + PROBE_SLACK_S} s "
             "into a store pause",
+        ),
+        "level 1 keeps up (compaction)": (
+            bool(rec.level1) and not behind,
+            f"{len(rec.level1)} samples; {len(behind)} with the newest L1 file older than "
+            f"{COMPACTION_BOUND_S} s"
+            + (f" (first at {round(behind[0][0] - start)} s: {behind[0][1]} s)" if behind else ""),
         ),
         "restore drills pass": (
             all(d["ok"] for _, d in drills),

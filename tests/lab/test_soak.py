@@ -50,3 +50,10 @@ def test_throughput_per_bucket():
     answers = [ok(0, t, i) for i, t in enumerate((1, 2, 12, 25), start=1)]
     # The last step, partial, is left out.
     assert soak.throughput(answers, start=0, step=10) == [(0, 0.2), (10, 0.1)]
+
+
+def test_level1_too_old_outside_the_excused_intervals_is_reported():
+    samples = [(100.0, 90.0), (400.0, 150.0), (700.0, 300.0), (1000.0, 990.0)]
+    # at 400: 250 s old but within a store pause; at 700: 400 s old, reported
+    assert soak.compaction_behind(samples, [(350.0, 450.0)], 180) == [(700.0, 400.0)]
+    assert soak.compaction_behind(samples[-1:], [], 180) == []
