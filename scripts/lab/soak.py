@@ -22,6 +22,9 @@ Checks:
   for more than READY_BOUND_S seconds (plus the probe's own period);
 - every RESTORE_EVERY_S a restore drill of the replica (the guard's: the
   newest state restored into scratch, PRAGMA integrity_check) passes.
+- level 1 keeps up: Litestream's newest L1 file (compaction of L0, every
+  30 s) is never more than COMPACTION_BOUND_S old outside store pauses and
+  power cuts (a stalled compaction piles L0 up on the store).
 
 Exits 1 when a check fails. `make drills` runs it for 10 minutes into build/.
 """
