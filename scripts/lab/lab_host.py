@@ -18,7 +18,14 @@ HOST, STORE, URL = "lab-app1", "lab-storage", "http://127.0.0.1:8080"
 
 
 def sh(*argv: str, timeout: float = 900, check: bool = True) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    """The command's output; with check=False, "" rather than an error (a
+    failure or a timeout)."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        if check:
+            raise RuntimeError(f"{' '.join(argv[:5])}: no answer within {timeout} s") from None
+        return ""
     if check and out.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:5])}: exit {out.returncode}: {out.stderr[-1500:]}")
     return out.stdout

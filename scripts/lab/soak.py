@@ -55,7 +55,8 @@ READY_BOUND_S = 10  # counter_max_replica_lag in the lab
 # old, outside store pauses and power cuts (and a minute after them).
 COMPACTION_BOUND_S = 180
 LEVEL1_READ = (
-    "litestream ltx -config /etc/litestream.yml -level 1 /var/lib/counter/counter.db | tail -1"
+    "timeout 15 litestream ltx -config /etc/litestream.yml -level 1 /var/lib/counter/counter.db"
+    " | tail -1"
 )
 PROBE_SLACK_S = 3  # the app's monitor polls once a second, this probe too
 LOSS_BOUND_S = 2  # default mode: a power cut loses at most this much (docs/drills.md)
