@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from lab_host import HOST, deploy, get, healthy, power_cut, sh, wait
+from lab_host import HOST, deploy, get, healthy, on_app, power_cut, wait
 
 
 class Load:
@@ -80,7 +80,7 @@ def main() -> int:
                 acked = load.max_ack
             time.sleep(5)
         _, restored = power_cut({"lab_replica": replica})
-        status = json.loads(sh("docker", "exec", HOST, "litestream-guard", "status"))
+        status = json.loads(on_app("litestream-guard status"))
         said = (status.get("history") or {}).get("last", {})
         ok = load.failed == 0 and restored >= acked
         failures += not ok
