@@ -132,18 +132,16 @@ lock: venv
 molecule: venv $(addprefix image-,$(call suites_of,$(TEST_MATRIX)))
 	MOLECULE=$(BIN)/molecule scripts/ci/molecule-matrix.sh $(TEST_MATRIX)
 
-# The same scenarios with the long drills (test_90_drills.py) switched on;
-# their figures go to docs/drills.json and the table docs/drills.md. Their
+# The same scenarios with the long drills (test_90_drills.py) switched on,
+# at the same time as in make test; their figures go to docs/drills.json and
+# the table docs/drills.md, then the lab's drills run (make demo). Their
 # hosts are drill-app1, ... (MOLECULE_HOST_PREFIX): a `make test` on the same
 # machine (molecule-app1, ...) neither removes them nor is removed by them.
 drills: venv $(addprefix image-,$(call suites_of,$(DRILL_MATRIX)))
 	rm -f docs/drills.json
-	for run in $(DRILL_MATRIX); do scenario=$${run%%:*}; suite=$${run##*:}; \
-	  echo "=== drills: scenario $$scenario on Debian $$suite"; \
-	  COUNTER_DRILLS=long COUNTER_DRILL_FIGURES=$(CURDIR)/docs/drills.json MOLECULE_SUITE=$$suite \
-	  MOLECULE_HOST_PREFIX=$${MOLECULE_HOST_PREFIX:-drill} \
-	    $(BIN)/molecule test --scenario-name $$scenario; \
-	done
+	COUNTER_DRILLS=long COUNTER_DRILL_FIGURES=$(CURDIR)/docs/drills.json \
+	  MOLECULE_HOST_PREFIX=$${MOLECULE_HOST_PREFIX:-drill} MOLECULE=$(BIN)/molecule \
+	  scripts/ci/molecule-matrix.sh $(DRILL_MATRIX)
 	$(BIN)/python scripts/ci/drill-report.py docs/drills.json docs/drills.md
 	@cat docs/drills.md
 	$(MAKE) demo

@@ -13,6 +13,7 @@ monitoring, drill) and each scenario's molecule.yml selects markers (pytest
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -96,9 +97,13 @@ def figures():
         scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "?")
         suite = os.environ.get("MOLECULE_SUITE", "bookworm")
         target = Path(path)
-        data = json.loads(target.read_text()) if target.exists() else {}
-        data.setdefault(f"{scenario}/{suite}", {}).update(found)
-        target.write_text(json.dumps(data, indent=2) + "\n")
+        # make drills runs the scenarios at the same time: one writer at a time.
+        with open(target, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            text = target.read_text()
+            data = json.loads(text) if text.strip() else {}
+            data.setdefault(f"{scenario}/{suite}", {}).update(found)
+            target.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def long_drills() -> bool:
