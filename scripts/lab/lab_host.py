@@ -78,11 +78,13 @@ def deploy(extra: dict) -> float:
 def power_cut(extra: dict) -> tuple[float, int]:
     """lab-app1 cut off (docker kill, its units disabled so that it boots
     without them); it comes back with its database lost and is deployed
-    again (with these extra variables). Returns the time of the cut and the
-    count it restored (-1: no answer)."""
+    again (with these extra variables). Returns the time of the cut (taken
+    once the host is dead: every answer of the old host is done by then) and
+    the count it answers once ready (-1: no answer; with load running
+    meanwhile, more than it restored)."""
     on_app("systemctl disable counter.service litestream.service")
-    cut = time.time()
     sh("docker", "kill", HOST)
+    cut = time.time()
     sh("docker", "start", HOST)
     wait(
         lambda: (

@@ -256,6 +256,14 @@ class Fault:
     start: float
     end: float = 0.0
     detail: dict = field(default_factory=dict)
+    cut: float = 0.0  # power cuts: when the host was dead (lab_host.power_cut)
+
+
+def restored_after(answers: list[Answer], cut: float) -> int | None:
+    """What a power cut's host restored: the lowest count answered to a visit
+    sent after the cut, less one (None: nothing answered)."""
+    counts = [a.count for a in answers if a.status == 200 and a.sent >= cut]
+    return min(counts) - 1 if counts else None
 
 
 def inflict(
@@ -284,9 +292,10 @@ def inflict(
         deploys[0] = 11 if deploys[0] == 10 else 10  # the env file changes: the app restarts
         fault.detail["deploy_s"] = round(deploy(replica, ack, deploys[0]), 1)
     elif kind == "power-cut":
-        cut, restored = lab_host.power_cut(settings(replica, ack, deploys[0]))
-        acked = rec.max_ack(cut)
-        fault.detail.update(acknowledged=acked, restored=restored, lost=max(0, acked - restored))
+        # The load goes on throughout: what the host restored is read from
+        # the load's own answers in analyse() (the first count after the cut).
+        fault.cut, _ = lab_host.power_cut(settings(replica, ack, deploys[0]))
+        fault.detail["acknowledged"] = rec.max_ack(fault.cut)
     fault.end = time.time()
     try:
         fault.detail["ready_after_s"] = round(wait(healthy, 180, "ready again"), 1)
@@ -354,7 +363,13 @@ def analyse(
 ) -> dict:
     answers = rec.answers
     cuts = [f for f in faults if f.kind == "power-cut"]
-    resets = [] if ack else [f.start for f in cuts]
+    for f in cuts:
+        restored = restored_after(answers, f.cut)
+        f.detail["restored"] = restored if restored is not None else -1
+        f.detail["lost"] = max(0, f.detail["acknowledged"] - f.detail["restored"])
+    # Default mode: a power cut may lose the newest answered visits (checked
+    # against the bound below); the count goes on from what was restored.
+    resets = [] if ack else [f.cut for f in cuts]
     back = backwards(answers, resets)
     down = [(f.start, f.end) for f in faults if f.kind == "store-pause"]
     green = green_while_down(rec.probes, down, READY_BOUND_S + PROBE_SLACK_S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "lab" / "soak.py"
@@ -57,3 +58,24 @@ def test_level1_too_old_outside_the_excused_intervals_is_reported():
     # at 400: 250 s old but within a store pause; at 700: 400 s old, reported
     assert soak.compaction_behind(samples, [(350.0, 450.0)], 180) == [(700.0, 400.0)]
     assert soak.compaction_behind(samples[-1:], [], 180) == []
+
+
+def test_a_power_cut_of_the_default_mode_is_a_loss_within_the_bound_not_a_step_back():
+    # As in a 10-minute soak: the fault begins at 10.0, answers still come from
+    # the old host until it is dead (cut at 10.5, up to 296), the restored host
+    # answers from 257 on (it restored 256: 40 answered visits lost).
+    answers = [ok(t / 100, t / 100 + 0.01, 200 + t // 10) for t in range(0, 1050, 10)]
+    answers += [Answer(10.6, 11.0, 0, None)]
+    answers += [ok(40.0 + i / 100, 40.01 + i / 100, 257 + i) for i in range(50)]
+    rec = types.SimpleNamespace(answers=answers, probes=[], level1=[(45.0, 44.0)], lag=[])
+    cut = soak.Fault("power-cut", 10.0, 39.0, {"acknowledged": 304}, cut=10.5)
+    assert soak.restored_after(answers, cut.cut) == 256
+    report = soak.analyse(rec, [cut], [], 0.0, False, "sftp", 1, 1)
+    checks = report["checks"]
+    assert checks["count never backwards"]["ok"], checks
+    assert report["faults"][0]["restored"] == 256
+    assert report["faults"][0]["lost"] == 304 - 256
+    # In the acknowledge-after-replication mode the same answers fail both checks.
+    ack = soak.analyse(rec, [cut], [], 0.0, True, "sftp", 1, 1)["checks"]
+    assert not ack["count never backwards"]["ok"]
+    assert not ack["power cuts within the bound"]["ok"]
