@@ -259,10 +259,11 @@ class Fault:
     cut: float = 0.0  # power cuts: when the host was dead (lab_host.power_cut)
 
 
-def restored_after(answers: list[Answer], cut: float) -> int | None:
+def restored_after(answers: list[Answer], cut: float, until: float = float("inf")) -> int | None:
     """What a power cut's host restored: the lowest count answered to a visit
-    sent after the cut, less one (None: nothing answered)."""
-    counts = [a.count for a in answers if a.status == 200 and a.sent >= cut]
+    sent after the cut (and before ``until``, the next cut), less one (None:
+    nothing answered)."""
+    counts = [a.count for a in answers if a.status == 200 and cut <= a.sent < until]
     return min(counts) - 1 if counts else None
 
 
@@ -294,7 +295,7 @@ def inflict(
     elif kind == "power-cut":
         # The load goes on throughout: what the host restored is read from
         # the load's own answers in analyse() (the first count after the cut).
-        fault.cut, _ = lab_host.power_cut(settings(replica, ack, deploys[0]))
+        fault.cut, _ = lab_host.power_cut(settings(replica, ack, deploys[0]), read_count=False)
         fault.detail["acknowledged"] = rec.max_ack(fault.cut)
     fault.end = time.time()
     try:
@@ -363,8 +364,9 @@ def analyse(
 ) -> dict:
     answers = rec.answers
     cuts = [f for f in faults if f.kind == "power-cut"]
-    for f in cuts:
-        restored = restored_after(answers, f.cut)
+    ends = [f.cut for f in cuts[1:]] + [float("inf")]  # each cut's loss up to the next cut
+    for f, until in zip(cuts, ends, strict=True):
+        restored = restored_after(answers, f.cut, until)
         f.detail["restored"] = restored if restored is not None else -1
         f.detail["lost"] = max(0, f.detail["acknowledged"] - f.detail["restored"])
     # Default mode: a power cut may lose the newest answered visits (checked

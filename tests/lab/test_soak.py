@@ -60,10 +60,10 @@ def test_level1_too_old_outside_the_excused_intervals_is_reported():
     assert soak.compaction_behind(samples[-1:], [], 180) == []
 
 
-def test_a_power_cut_of_the_default_mode_is_a_loss_within_the_bound_not_a_step_back():
+def test_a_power_cut_of_the_default_mode_is_a_loss_not_a_step_back():
     # As in a 10-minute soak: the fault begins at 10.0, answers still come from
-    # the old host until it is dead (cut at 10.5, up to 296), the restored host
-    # answers from 257 on (it restored 256: 40 answered visits lost).
+    # the old host until it is dead (cut at 10.5, up to 304), the restored host
+    # answers from 257 on (it restored 256: 48 answered visits lost).
     answers = [ok(t / 100, t / 100 + 0.01, 200 + t // 10) for t in range(0, 1050, 10)]
     answers += [Answer(10.6, 11.0, 0, None)]
     answers += [ok(40.0 + i / 100, 40.01 + i / 100, 257 + i) for i in range(50)]
@@ -79,3 +79,17 @@ def test_a_power_cut_of_the_default_mode_is_a_loss_within_the_bound_not_a_step_b
     ack = soak.analyse(rec, [cut], [], 0.0, True, "sftp", 1, 1)["checks"]
     assert not ack["count never backwards"]["ok"]
     assert not ack["power cuts within the bound"]["ok"]
+
+
+def test_each_power_cut_is_charged_only_its_own_loss():
+    answers = [ok(1.0, 1.1, 100), ok(20.0, 20.1, 91), ok(21.0, 21.1, 92)]
+    answers += [ok(40.0, 40.1, 50), ok(41.0, 41.1, 51)]
+    assert soak.restored_after(answers, 10.0, 30.0) == 90
+    assert soak.restored_after(answers, 30.0) == 49
+    rec = types.SimpleNamespace(answers=answers, probes=[], level1=[(45.0, 44.0)], lag=[])
+    cuts = [
+        soak.Fault("power-cut", 9.0, 19.0, {"acknowledged": 100}, cut=10.0),
+        soak.Fault("power-cut", 29.0, 39.0, {"acknowledged": 92}, cut=30.0),
+    ]
+    faults = soak.analyse(rec, cuts, [], 0.0, False, "sftp", 1, 1)["faults"]
+    assert [(f["restored"], f["lost"]) for f in faults] == [(90, 10), (49, 43)]
