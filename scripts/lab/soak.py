@@ -295,7 +295,7 @@ def inflict(
     elif kind == "power-cut":
         # The load goes on throughout: what the host restored is read from
         # the load's own answers in analyse() (the first count after the cut).
-        fault.cut, _ = lab_host.power_cut(settings(replica, ack, deploys[0]), read_count=False)
+        fault.cut = lab_host.power_cut(settings(replica, ack, deploys[0]))
         fault.detail["acknowledged"] = rec.max_ack(fault.cut)
     fault.end = time.time()
     try:

@@ -79,7 +79,9 @@ def main() -> int:
             with load.lock:
                 acked = load.max_ack
             time.sleep(5)
-        _, restored = power_cut({"lab_replica": replica})
+        power_cut({"lab_replica": replica})
+        status, body = get("/")  # the load has stopped: the first visit after the restore
+        restored = int(body.split()[5]) - 1 if status == 200 else -1
         status = json.loads(on_app("litestream-guard status"))
         said = (status.get("history") or {}).get("last", {})
         ok = load.failed == 0 and restored >= acked
