@@ -13,14 +13,21 @@ from webtest_call import call_app
 
 from counter_app import VisitStore, create_app
 from counter_app.metrics import StateCollector
-from counter_app.replicated_ack import NotReplicated, ReplicationGate
+from counter_app.replicated_ack import (
+    GATHER_AT_MOST,
+    RETRY_AFTER_ERROR,
+    NotReplicated,
+    ReplicationGate,
+)
 
 
 class FakeLitestream:
     """``sync(wait)`` as Litestream answers it: each call takes up what was
     committed (local txid + 1) and, while ``reachable``, the replica holds it.
     ``lag_answers`` answers that many calls with the replica where it was
-    (a sync of Litestream's own loop raced the call, or its position dropped)."""
+    (its position dropped, or it is stuck); ``raced_answers`` answers that many
+    calls as when a sync of Litestream's own loop made a file between the
+    call's upload and its answer: the replica moved, but one short of txid."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.local = 0
@@ -29,6 +36,7 @@ class FakeLitestream:
         self.reachable.set()
         self.calls = 0
         self.lag_answers = 0
+        self.raced_answers = 0
         self.delay = delay
         self.waits: list[int] = []
 
@@ -41,6 +49,10 @@ class FakeLitestream:
             raise OSError("Litestream answered 500: sync database: replica sync: unreachable")
         if self.lag_answers:
             self.lag_answers -= 1
+        elif self.raced_answers:
+            self.raced_answers -= 1
+            self.replicated = self.local
+            self.local += 1
         else:
             self.replicated = self.local
         return self.local, self.replicated
@@ -112,6 +124,57 @@ def test_an_answer_where_the_replica_lags_its_txid_settles_nothing(acked, litest
     litestream.lag_answers = 3
     assert acked.record_visit() == 1
     assert litestream.calls == 4
+
+
+def test_a_raced_answer_is_followed_by_the_next_call_at_once(acked, litestream, gate):
+    """The replica moved but stopped one short of the call's txid: the next
+    call goes at once (RETRY_AFTER_ERROR is for a replica that did not move)."""
+    litestream.delay = 0
+    acked.record_visit()
+    litestream.raced_answers = 3
+    started = time.monotonic()
+    assert acked.record_visit() == 2
+    assert time.monotonic() - started < RETRY_AFTER_ERROR
+    assert litestream.calls == 1 + 2  # the second one's replica covers the first's txid
+
+
+class Visit:
+    def __init__(self) -> None:
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
+def settled(visits, timeout: float = 2) -> bool:
+    return all(v.wake.acquire(timeout=timeout) for v in visits)
+
+
+def test_a_call_waits_briefly_for_as_many_visits_as_the_last_one_carried(litestream, gate):
+    """The cohort after a call of 8: its visits come back one group at a
+    time; one call carries them all, and the wait is bounded."""
+    litestream.delay = 0
+    first = [Visit() for _ in range(8)]
+    gate.hold(first)
+    assert settled(first)
+    calls = litestream.calls
+    cohort = [Visit() for _ in range(8)]
+    gate.hold(cohort[:3])
+    time.sleep(GATHER_AT_MOST / 4)
+    gate.hold(cohort[3:])
+    assert settled(cohort)
+    assert litestream.calls == calls + 1
+    # Fewer come back than the last call carried: they go after the bound.
+    started = time.monotonic()
+    alone = [Visit()]
+    gate.hold(alone)
+    assert settled(alone)
+    assert GATHER_AT_MOST * 0.9 <= time.monotonic() - started < 0.5
+    # And a visit alone after a call of one does not wait.
+    started = time.monotonic()
+    for _ in range(20):
+        alone = [Visit()]
+        gate.hold(alone)
+        assert settled(alone)
+    assert time.monotonic() - started < 20 * GATHER_AT_MOST
 
 
 def test_a_failed_commit_fails_at_once_without_waiting_for_the_replica(db_path, litestream):
