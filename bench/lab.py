@@ -187,12 +187,16 @@ def host_program(*functions, call: str) -> str:
     return "\n\n".join([*(inspect.getsource(f) for f in functions), call]) + "\n"
 
 
-def replica_config(host: str, settings: Settings) -> dict:
-    """The `replica:` mapping of the host's one database, as deployed."""
+def litestream_config(host: str, settings: Settings) -> dict:
+    """The host's litestream.yml, as deployed."""
     import yaml
 
-    config = sh(host, f"cat {settings.raw['litestream_config_path']}")
-    return yaml.safe_load(config)["dbs"][0]["replica"]
+    return yaml.safe_load(sh(host, f"cat {settings.raw['litestream_config_path']}"))
+
+
+def replica_config(host: str, settings: Settings) -> dict:
+    """The `replica:` mapping of the host's one database, as deployed."""
+    return litestream_config(host, settings)["dbs"][0]["replica"]
 
 
 def s3_request(

@@ -22,6 +22,16 @@ def ack_markdown(a: dict) -> list[str]:
         "",
         a["method"],
         "",
+    ]
+    if "litestream" in a:  # measured since 2026-12-07
+        levels = ", ".join(level["interval"] for level in a["litestream"]["levels"])
+        lines += [
+            "The deployed Litestream ran with l0-retention"
+            f" {a['litestream']['l0-retention']}, l0-retention-check-interval"
+            f" {a['litestream']['l0-retention-check-interval']} and levels 1-3 every {levels}.",
+            "",
+        ]
+    lines += [
         _row(
             [
                 "connections",

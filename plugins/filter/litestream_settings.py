@@ -272,6 +272,25 @@ def _listener_problems(s: dict) -> list[str]:
     return problems
 
 
+def _compaction_problems(intervals: object) -> list[str]:
+    seconds = (
+        [go_duration_seconds(i) for i in intervals]
+        if isinstance(intervals, list) and all(isinstance(i, str) for i in intervals)
+        else []
+    )
+    if len(seconds) != 3 or not all(x > 0 for x in seconds):
+        return [
+            "litestream_compaction_intervals must be three Go durations greater than 0, levels 1, 2"
+            f" and 3, such as [30s, 5m, 1h], got {_dumps(intervals)}."
+        ]
+    if not seconds[0] < seconds[1] < seconds[2]:
+        return [
+            "litestream_compaction_intervals must grow from level 1 to level 3 (each level compacts"
+            f" the one below it), got {_dumps(intervals)}."
+        ]
+    return []
+
+
 def _retention_problems(s: dict) -> list[str]:
     d = {name: go_duration_seconds(s["litestream_" + name]) for name in _DURATIONS}
     bad = [name for name in _DURATIONS[:4] if not d[name] > 0]
@@ -313,6 +332,7 @@ def _retention_problems(s: dict) -> list[str]:
             " would"
             " stay up to the check interval instead. Make the check at most the retention."
         )
+    problems += _compaction_problems(s["litestream_compaction_intervals"])
     if 0 < d["validation_interval"] < 60:
         problems.append(
             "litestream_validation_interval must be empty (off) or at least 1m (got"

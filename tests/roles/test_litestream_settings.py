@@ -3,6 +3,7 @@ one sentence per wrong setting, never a secret."""
 
 from __future__ import annotations
 
+import jinja2
 import pytest
 import yaml
 
@@ -10,7 +11,23 @@ from ansible_plugin import PLUGINS, ROLES, load
 
 ROLE = ROLES / "litestream"
 settings = load(PLUGINS / "filter" / "litestream_settings.py")
-DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+RAW_DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+# Defaults that follow litestream_app_waits_for_sync, rendered as Ansible would.
+PRESET = ("l0_retention", "l0_retention_check_interval", "compaction_intervals")
+
+
+def rendered_defaults(**changed) -> dict:
+    """The role's defaults with those PRESET rendered as Ansible renders them."""
+    values = {**RAW_DEFAULTS, **changed}
+    env = jinja2.Environment(autoescape=True)  # expressions only: nothing is escaped
+    env.filters["bool"] = bool
+    for name in PRESET:
+        expression = RAW_DEFAULTS["litestream_" + name].strip()[2:-2]  # inside {{ }}
+        values["litestream_" + name] = env.compile_expression(expression)(**values)
+    return values
+
+
+DEFAULTS = rendered_defaults()
 FACTS = {"service_mgr": "systemd", "architecture": "x86_64"}
 PINS = {
     "arch": "x86_64",
@@ -46,6 +63,17 @@ def replica_problems(replica: object, ca: str = "") -> list[str]:
 
 def test_the_defaults_pass() -> None:
     assert problems() == []
+    assert [DEFAULTS["litestream_" + name] for name in PRESET] == [
+        "5m",
+        "15s",
+        ["30s", "5m", "1h"],
+    ]
+
+
+def test_an_app_that_waits_for_sync_keeps_level_0_short_and_passes() -> None:
+    waits = rendered_defaults(litestream_app_waits_for_sync=True)
+    assert [waits["litestream_" + name] for name in PRESET] == ["1s", "1s", ["10s", "5m", "1h"]]
+    assert problems(**waits) == []
 
 
 @pytest.mark.parametrize(
@@ -119,6 +147,25 @@ def test_the_defaults_pass() -> None:
             {"litestream_l0_retention": "1m", "litestream_l0_retention_check_interval": "1h30m"},
             "litestream_l0_retention_check_interval (1h30m) is longer than litestream_l0_retention"
             " (1m)",
+        ),
+        (
+            {"litestream_compaction_intervals": ["30s", "5m"]},
+            "litestream_compaction_intervals must be three Go durations greater than 0, levels 1,"
+            ' 2 and 3, such as [30s, 5m, 1h], got ["30s", "5m"].',
+        ),
+        (
+            {"litestream_compaction_intervals": ["30s", "5d", "1h"]},
+            "must be three Go durations greater than 0, levels 1, 2 and 3, such as [30s, 5m, 1h],"
+            ' got ["30s", "5d", "1h"].',
+        ),
+        (
+            {"litestream_compaction_intervals": "30s"},
+            'such as [30s, 5m, 1h], got "30s".',
+        ),
+        (
+            {"litestream_compaction_intervals": ["5m", "30s", "1h"]},
+            "litestream_compaction_intervals must grow from level 1 to level 3 (each level"
+            ' compacts the one below it), got ["5m", "30s", "1h"].',
         ),
         (
             {"litestream_validation_interval": "30s"},

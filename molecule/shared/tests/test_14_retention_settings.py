@@ -30,6 +30,7 @@ def test_the_config_holds_the_snapshot_and_retention_settings(app):
     }
     assert config["l0-retention"] == RETENTION["l0_retention"]
     assert config["l0-retention-check-interval"] == RETENTION["l0_retention_check_interval"]
+    assert config["levels"] == [{"interval": i} for i in RETENTION["compaction_intervals"]]
     # 0.5.17 reads validation: {interval}; a top-level validation-interval
     # would be ignored.
     assert "validation-interval" not in config

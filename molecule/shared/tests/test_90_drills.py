@@ -10,8 +10,9 @@ import json
 import time
 
 import pytest
+import yaml
 
-from deployment import APP_UNIT, DATA, DB, LITESTREAM_UNIT, SETTINGS
+from deployment import APP_UNIT, CONFIG, DATA, DB, LITESTREAM_UNIT, SETTINGS
 from faults import Load, StorePaused, docker
 from hosts import (
     app_name,
@@ -120,6 +121,8 @@ def test_acknowledged_after_replication_power_cuts_lose_no_answered_visit(app, s
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     readiness = get(app, "/healthz")["body"]
     assert "acknowledged once the replica holds them" in readiness, readiness
+    # Litestream keeps level 0 short for an app that waits for its sync.
+    assert _level_settings(app) == ("1s", "1s", "10s")
     rows = []
     try:
         for _ in range(ACK_CUTS):
@@ -133,11 +136,22 @@ def test_acknowledged_after_replication_power_cuts_lose_no_answered_visit(app, s
         result = run_site({}, limit=hosts)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert get(app, "/healthz")["body"] == "ok\n"
+    assert _level_settings(app) == ("5m", "15s", "30s")  # Litestream's own again
     answered = sum(row[2] for row in rows)
     figures[
         f"ack after replication, {ACK_CUTS} power cuts under ~100 writes/s: "
         "acknowledged visits lost / answered 200 / failed (503 or cut)"
     ] = f"0 / {answered} / {sum(row[3] for row in rows)}"
+
+
+def _level_settings(app) -> tuple[str, str, str]:
+    """l0-retention, its check interval and level 1's interval, as configured."""
+    config = yaml.safe_load(app.file(CONFIG).content_string)
+    return (
+        config["l0-retention"],
+        config["l0-retention-check-interval"],
+        config["levels"][0]["interval"],
+    )
 
 
 def _deploy_vars_without_the_store_host(app) -> dict:
