@@ -8,12 +8,13 @@ account on a port of the bench's own, with the deployed settings but
 COUNTER_ACK_AFTER_REPLICATION=0: the same database, the same Litestream.
 They take turns under wrk over the app host's loopback (1 and 32
 connections; ROUNDS rounds, the one that goes first alternating); then the
-lab is deployed as it was. Store requests: Litestream's own
+lab is deployed back in the default mode. Store requests: Litestream's own
 litestream_replica_operation_total over each run, scaled to an hour as in
 the replication section (2 x PUT + GET: every file put is deleted once)."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import deploy
@@ -71,8 +72,8 @@ def measure(
         return _measure(lab.read_settings(), host, seconds, warmup)
     finally:
         back = deploy.site(replica)
-        if back["failed"]:
-            raise RuntimeError(f"site.yml back to the default mode failed: {back}")
+        if back["failed"]:  # said, not raised: an error already on its way stays the one shown
+            print(f"bench: site.yml back to the default mode failed: {back}", file=sys.stderr)
 
 
 def _measure(settings: lab.Settings, host: str, seconds: int, warmup: int) -> dict:

@@ -17,6 +17,8 @@ description:
     which site.yml fills from the storage play's publication. Each returns one
     sentence per check that fails, naming the variable, what it must be and
     what it got (never a secret); an empty list: nothing wrong.
+    litestream_levels turns litestream_compaction_intervals into
+    litestream.yml's levels (an error when they would fail those checks).
 options:
   _input:
     description: The role's variables, name to value.
@@ -558,6 +560,16 @@ def litestream_bound_drop_ins(databases: list, first_unit: str = "") -> list[str
     return found
 
 
+def litestream_levels(intervals: object) -> list[dict]:
+    """litestream_compaction_intervals as litestream.yml's `levels:`; an
+    error (never a config Litestream would misread) when they are not three
+    growing Go durations, for a run that skipped the preflight checks."""
+    problems = _compaction_problems(intervals)
+    if problems:
+        raise ValueError(problems[0])
+    return [{"interval": interval} for interval in intervals]  # type: ignore[union-attr]
+
+
 def litestream_units(databases: list) -> list[str]:
     """Every database's Litestream unit: litestream.service for the host's
     first database, litestream@NAME.service for each other."""
@@ -571,6 +583,7 @@ class FilterModule:
             "litestream_databases_problems": litestream_databases_problems,
             "litestream_bound_drop_ins": litestream_bound_drop_ins,
             "litestream_units": litestream_units,
+            "litestream_levels": litestream_levels,
             "litestream_dropped_problems": litestream_dropped_problems,
             "litestream_settings_problems": litestream_settings_problems,
             "litestream_replica_problems": litestream_replica_problems,

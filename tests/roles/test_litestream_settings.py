@@ -20,7 +20,7 @@ def rendered_defaults(**changed) -> dict:
     """The role's defaults with those PRESET rendered as Ansible renders them."""
     values = {**RAW_DEFAULTS, **changed}
     env = jinja2.Environment(autoescape=True)  # expressions only: nothing is escaped
-    env.filters["bool"] = bool
+    env.filters["bool"] = settings._bool  # Ansible's: "false" is false
     for name in PRESET:
         expression = RAW_DEFAULTS["litestream_" + name].strip()[2:-2]  # inside {{ }}
         values["litestream_" + name] = env.compile_expression(expression)(**values)
@@ -74,6 +74,23 @@ def test_an_app_that_waits_for_sync_keeps_level_0_short_and_passes() -> None:
     waits = rendered_defaults(litestream_app_waits_for_sync=True)
     assert [waits["litestream_" + name] for name in PRESET] == ["1s", "1s", ["10s", "5m", "1h"]]
     assert problems(**waits) == []
+    given_as_text = rendered_defaults(litestream_app_waits_for_sync="false")
+    assert [given_as_text["litestream_" + name] for name in PRESET] == [
+        "5m",
+        "15s",
+        ["30s", "5m", "1h"],
+    ]
+
+
+def test_the_levels_are_written_as_litestream_reads_them_or_not_at_all() -> None:
+    assert settings.litestream_levels(["10s", "5m", "1h"]) == [
+        {"interval": "10s"},
+        {"interval": "5m"},
+        {"interval": "1h"},
+    ]
+    for wrong in (["30s", "5m"], "30s", ["30s", "5m", "1h", "2h"], ["5m", "30s", "1h"]):
+        with pytest.raises(ValueError, match="litestream_compaction_intervals must"):
+            settings.litestream_levels(wrong)
 
 
 @pytest.mark.parametrize(

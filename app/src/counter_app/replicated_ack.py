@@ -17,9 +17,9 @@ the last one answered: under load one call carries many groups.
 Two measured refinements (bench/ack.py, docs/bench.md). Under load the
 visits come back in cohorts (those the last answer woke, then those it did
 not), so before a call the gate waits, at most ``GATHER_AT_MOST``, until as
-many visits wait as the last call carried: one call then takes what would
+many visits wait as the last answer woke: one call then takes what would
 have been two (a visit alone, as with one client, is not kept waiting: the
-last call carried one). And an answer that confirms nothing new for the
+last answer woke one). And an answer that confirms nothing new for the
 held groups while the replica did move on (Litestream's own loop made a
 file between the call's sync and its answer, so the call's txid is one past
 what it uploaded) is followed by the next call at once, not after a pause.
@@ -101,7 +101,7 @@ class ReplicationGate:
         # Committed before the next call: (commit time, group).
         self._new: list[tuple[float, Sequence[Settled]]] = []
         self._new_visits = 0  # in self._new
-        self._last_carried = 0  # visits the last call took up
+        self._last_woken = 0  # visits woken by the last answer that settled any
         self._last_replicated = 0  # the replica's txid in the last answer
         # Covered by an answered call but not yet confirmed by the replica,
         # or committed before calls that failed: (covering txid or None, time, group).
@@ -164,8 +164,7 @@ class ReplicationGate:
                 elif not self._held:  # held groups (a raced call) go at once
                     self._gather()
                 # Every group taken here was committed before the call below.
-                batch, self._new = self._new, []
-                self._last_carried, self._new_visits = self._new_visits, 0
+                batch, self._new, self._new_visits = self._new, [], 0
                 self._held.extend((None, when, group) for when, group in batch)
                 self._forget_given_up()
             try:
@@ -174,17 +173,24 @@ class ReplicationGate:
                 with self._cond:
                     self._sync_errors += 1
                     self._last_error = str(error) or type(error).__name__
-                    self._cond.wait(RETRY_AFTER_ERROR)  # close() cuts it short
+                    self._pause()
                 continue
             if not self._settle(local, replicated):
                 with self._cond:  # answered, but nothing confirmed: not in a tight loop
-                    self._cond.wait(RETRY_AFTER_ERROR)
+                    self._pause()
+
+    def _pause(self) -> None:
+        """RETRY_AFTER_ERROR in full (new visits do not cut it short; close()
+        does). Called with the condition held."""
+        until = time.monotonic() + RETRY_AFTER_ERROR
+        while not self._closed and (left := until - time.monotonic()) > 0:
+            self._cond.wait(left)
 
     def _gather(self) -> None:
         """Wait, at most GATHER_AT_MOST, until as many visits wait as the
-        last call carried. Called with the condition held."""
+        last answer that settled any woke. Called with the condition held."""
         until = time.monotonic() + GATHER_AT_MOST  # real waiting, whatever the clock
-        while self._new_visits < self._last_carried and not self._closed:
+        while self._new_visits < self._last_woken and not self._closed:
             left = until - time.monotonic()
             if left <= 0:
                 return
@@ -222,6 +228,8 @@ class ReplicationGate:
                     held.append((cover, when, group))
             self._held = held
             self._waiting -= len(done)
+            if done:
+                self._last_woken = len(done)
         for visit in done:
             visit.wake.release()
         return bool(done) or moved
