@@ -5,6 +5,7 @@ deploy of site.yml, and a power cut with the disk lost and a re-deploy."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -44,6 +45,13 @@ def get(path: str, timeout: float = 10) -> tuple[int, str]:
         return error.code, error.read().decode(errors="replace")
     except OSError:
         return 0, ""
+
+
+def count_of(body: str) -> int | None:
+    """The number in the counter's answer ("This server has been visited N
+    times."); None for any other body."""
+    found = re.search(r"visited (\d+) times", body)
+    return int(found.group(1)) if found else None
 
 
 def healthy() -> bool:

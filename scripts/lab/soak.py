@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lab_host
-from lab_host import HOST, ROOT, STORE, get, healthy, on_app, sh, wait
+from lab_host import HOST, ROOT, STORE, count_of, get, healthy, on_app, sh, wait
 
 RATE, THREADS = 100, 8
 GAP_S = (60, 180)  # between two faults
@@ -209,12 +209,12 @@ class Recorder:
         while not self.stop.is_set():
             sent = time.time()
             status, body = get("/")
-            found = re.search(r"visited (\d+) times", body) if status == 200 else None
+            number = count_of(body) if status == 200 else None
             answer = Answer(
                 sent,
                 time.time(),
-                status if found or status != 200 else 0,
-                int(found.group(1)) if found else None,
+                status if number is not None or status != 200 else 0,
+                number,
             )
             with self.lock:
                 self.answers.append(answer)

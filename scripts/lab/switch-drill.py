@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from lab_host import HOST, deploy, get, healthy, on_app, power_cut, wait
+from lab_host import HOST, count_of, deploy, get, healthy, on_app, power_cut, wait
 
 
 class Load:
@@ -40,9 +40,9 @@ class Load:
             started = time.monotonic()
             status, body = get("/")
             with self.lock:
-                if status == 200:
+                if status == 200 and (number := count_of(body)) is not None:
                     self.ok += 1
-                    self.max_ack = max(self.max_ack, int(body.split()[5]))
+                    self.max_ack = max(self.max_ack, number)
                 else:
                     self.failed += 1
                     if len(self.errors) < 5:
@@ -81,7 +81,8 @@ def main() -> int:
             time.sleep(5)
         power_cut({"lab_replica": replica})
         status, body = get("/")  # the load has stopped: the first visit after the restore
-        restored = int(body.split()[5]) - 1 if status == 200 else -1
+        number = count_of(body) if status == 200 else None
+        restored = number - 1 if number is not None else -1
         status = json.loads(on_app("litestream-guard status"))
         said = (status.get("history") or {}).get("last", {})
         ok = load.failed == 0 and restored >= acked

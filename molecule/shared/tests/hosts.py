@@ -122,6 +122,11 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
     raise AssertionError(f"{what}: not true after {timeout} s (last: {last!r})")
 
 
+def unit_state(host, unit: str) -> str:
+    """systemctl is-active: active, inactive, failed, activating, ..."""
+    return host.run("systemctl is-active %s", unit).stdout.strip()
+
+
 def unit_prop(host, unit: str, prop: str) -> str:
     return host.check_output("systemctl show -p %s --value %s", prop, unit)
 
@@ -176,10 +181,7 @@ def stop_app(host) -> None:
     """
     host.check_output(f"systemctl stop {APP_UNIT}")
     wait_until(
-        lambda: (
-            host.run(f"systemctl is-active {LITESTREAM_UNIT}").stdout.strip()
-            in ("inactive", "failed")
-        ),
+        lambda: unit_state(host, LITESTREAM_UNIT) in ("inactive", "failed"),
         timeout=70,
         what=f"{LITESTREAM_UNIT} stopped after the app",
         interval=0.5,

@@ -16,23 +16,20 @@ from hosts import (
     replaced,
     replica_count,
     stop_app,
+    unit_state,
     visit,
     wait_until,
 )
-
-
-def _active(host, unit: str) -> str:
-    return host.run("systemctl is-active %s", unit).stdout.strip()
 
 
 def test_stopping_the_app_stops_litestream_after_it(app):
     count = visit(app)
     since = host_now(app)
     stop_app(app)
-    assert _active(app, APP_UNIT) == "inactive"
-    assert _active(app, LITESTREAM_UNIT) == "inactive"
+    assert unit_state(app, APP_UNIT) == "inactive"
+    assert unit_state(app, LITESTREAM_UNIT) == "inactive"
     # Its listener went with it: a stop is not a wait, connections are refused.
-    assert _active(app, APP_SOCKET) == "inactive"
+    assert unit_state(app, APP_SOCKET) == "inactive"
     assert get(app, "/")["status"] == 0, "nothing listens on a stopped app's port"
     lines = journal(app, since, APP_UNIT, LITESTREAM_UNIT).splitlines()
     app_stopped = next(i for i, line in enumerate(lines) if line.startswith(f"Stopped {APP_UNIT}"))
@@ -49,8 +46,8 @@ def test_starting_the_app_starts_litestream_and_keeps_the_data(stopped_app):
     count = replica_count(app)
     since = host_now(app)
     app.check_output(f"systemctl start {APP_UNIT}")
-    assert _active(app, LITESTREAM_UNIT) == "active"
-    assert _active(app, APP_SOCKET) == "active"
+    assert unit_state(app, LITESTREAM_UNIT) == "active"
+    assert unit_state(app, APP_SOCKET) == "active"
     wait_until(lambda: healthy(app), timeout=30, what="counter healthy")
     assert "Database already exists, skipping restore" in journal(app, since, LITESTREAM_UNIT)
     assert visit(app) == count + 1
@@ -63,7 +60,7 @@ def test_killed_litestream_comes_back_and_catches_up(app):
     # Writes while Litestream is down: the app keeps serving.
     counts = [visit(app) for _ in range(5)]
     new_pid = wait_until(
-        lambda: _active(app, LITESTREAM_UNIT) == "active" and main_pid(app, LITESTREAM_UNIT),
+        lambda: unit_state(app, LITESTREAM_UNIT) == "active" and main_pid(app, LITESTREAM_UNIT),
         timeout=15,
         what="litestream running again",
         interval=0.5,

@@ -25,16 +25,13 @@ from hosts import (
     run_site,
     start_until_said,
     stop_app,
+    unit_state,
     visit,
     wait_until,
 )
 from stores import damage_replica_objects, delete_replica_objects, replica_objects
 
 COPY = "/var/tmp/rolled-back-copy"  # noqa: S108 - on a test host
-
-
-def _active(host, unit: str) -> str:
-    return host.run("systemctl is-active %s", unit).stdout.strip()
 
 
 def _roll_back(app) -> tuple[int, int]:
@@ -55,7 +52,7 @@ def _roll_back(app) -> tuple[int, int]:
     assert "is at TXID" in message and "Starting would roll the replica back" in message, message
     # Not even a listener keeps clients waiting: the guard closed the app's socket.
     wait_until(
-        lambda: _active(app, APP_SOCKET) == "inactive", timeout=15, what="the listener closed"
+        lambda: unit_state(app, APP_SOCKET) == "inactive", timeout=15, what="the listener closed"
     )
     answer = get(app, "/")
     assert answer["status"] == 0 and "refused" in answer["body"], "nothing serves the old file"
@@ -151,7 +148,7 @@ def test_the_app_comes_back_after_any_exit_but_a_stop(app, figures):
         assert visit(app) == before + 1
     assert main_pid(app, LITESTREAM_UNIT) == replicating, "Litestream was not touched"
     stop_app(app)
-    assert _active(app, APP_UNIT) == "inactive", "a stop is for good"
+    assert unit_state(app, APP_UNIT) == "inactive", "a stop is for good"
     app.check_output(f"systemctl start {APP_UNIT}")
     wait_until(lambda: healthy(app), timeout=60, what="healthy")
 
@@ -167,7 +164,7 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
         started = app.check_output("date +%s.%N")
         new = wait_until(
             lambda old=old: (
-                _active(app, LITESTREAM_UNIT) == "active"
+                unit_state(app, LITESTREAM_UNIT) == "active"
                 and main_pid(app, LITESTREAM_UNIT) not in (0, old)
                 and main_pid(app, LITESTREAM_UNIT)
             ),
@@ -182,7 +179,7 @@ def test_replication_stays_on_and_readiness_tells_the_truth(app, figures):
     for _ in range(6):
         app.check_output(f"systemctl kill -s KILL {LITESTREAM_UNIT}")
         wait_until(
-            lambda: _active(app, LITESTREAM_UNIT) == "active",
+            lambda: unit_state(app, LITESTREAM_UNIT) == "active",
             timeout=10,
             what="back",
             interval=0.2,
@@ -214,8 +211,8 @@ def test_a_deploy_leaves_the_units_it_finds_stopped_running(app):
     stop_app(app)
     result = run_site({})
     assert result.returncode == 0, result.stdout[-3000:]
-    assert _active(app, LITESTREAM_UNIT) == "active"
-    assert _active(app, APP_UNIT) == "active"
+    assert unit_state(app, LITESTREAM_UNIT) == "active"
+    assert unit_state(app, APP_UNIT) == "active"
     wait_until(lambda: healthy(app), timeout=30, what="ready again")
 
 
