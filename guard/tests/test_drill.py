@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import litestream_control
 from conftest import answer_sync, counter_db
 from litestream_guard import drill as drill_cmd
 from litestream_guard.errors import Refused
@@ -66,6 +67,16 @@ def test_a_replica_behind_what_was_live_fails_the_drill(world, drill):
 def test_writes_the_replica_has_not_confirmed_fail_the_drill(world, drill):
     world.position.update(txid=9, replicated_txid=8)
     assert "replica holds TXID 8" in drill_result(world, drill, passes=False)["error"]
+
+
+def test_a_sync_racing_the_drills_call_is_confirmed_by_the_next_call(world, drill, monkeypatch):
+    """An app that syncs all the time (ack mode): another sync made a file
+    between the drill's upload and its answer (txid 8, replica 7); the next
+    answer's replica covers 8, although the database has moved on again."""
+    answers = iter([{"txid": 8, "replicated_txid": 7}, {"txid": 9, "replicated_txid": 8}])
+    monkeypatch.setattr(litestream_control.Control, "request", lambda *a, **k: next(answers))
+    world.replica(8, 8)
+    assert drill_result(world, drill, passes=True)["replica_txid"] == 8
 
 
 def test_a_damaged_restored_file_fails_the_drill(world, drill):

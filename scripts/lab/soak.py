@@ -51,11 +51,14 @@ GAP_S = (60, 180)  # between two faults
 PAUSE_S = (30, 120)  # a store pause
 RESTORE_EVERY_S = 300
 READY_BOUND_S = 10  # counter_max_replica_lag in the lab
-# Litestream compacts L0 into L1 every 30 s: the newest L1 file may be this
-# old, outside store pauses and power cuts (and a minute after them).
+# Litestream compacts L0 into L1 every 30 s (10 s in the ack mode): the
+# newest L1 file may be this old, outside store pauses and power cuts (and a
+# minute after them).
 COMPACTION_BOUND_S = 180
+# With the store's keys, as the unit has them (S3: litestream.env).
 LEVEL1_READ = (
-    "timeout 15 litestream ltx -config /etc/litestream.yml -level 1 /var/lib/counter/counter.db"
+    "set -a; [ ! -f /etc/litestream/litestream.env ] || . /etc/litestream/litestream.env; set +a;"
+    " timeout 15 litestream ltx -config /etc/litestream.yml -level 1 /var/lib/counter/counter.db"
     " | tail -1"
 )
 PROBE_SLACK_S = 3  # the app's monitor polls once a second, this probe too

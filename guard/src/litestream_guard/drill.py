@@ -63,11 +63,25 @@ def _drill(host: Host, result: dict, scratch: Path) -> None:
     # Everything written up to now must be in the replica before it is
     # restored: Litestream uploads what is pending and answers once the
     # replica holds it (the drill fails when the store cannot take it).
+    # The first answer's TXID covers every write before the drill. Under an
+    # app that syncs all the time (the acknowledge-after-replication mode)
+    # another sync may make a file between this call's upload and its
+    # answer: the answer's TXID is then past what the replica was sent, and
+    # the next call, within the same wait, confirms it (asked again while
+    # the replica moves; one that does not move fails the drill at once).
     wait = host.settings.check_timeout
-    try:
-        local, replicated = host.control.sync_position(wait=wait, timeout=wait + 5)
-    except host.control.ERRORS as error:
-        raise Refused(f"Litestream did not confirm the replica's position: {error}") from None
+    deadline = time.monotonic() + wait
+    local = replicated = -1
+    while True:
+        left = max(1, round(deadline - time.monotonic()))
+        previous = replicated
+        try:
+            answered, replicated = host.control.sync_position(wait=left, timeout=left + 5)
+        except host.control.ERRORS as error:
+            raise Refused(f"Litestream did not confirm the replica's position: {error}") from None
+        local = answered if local < 0 else local
+        if replicated >= local or replicated == previous or time.monotonic() >= deadline:
+            break
     if replicated < local:
         raise Refused(f"the replica holds TXID {replicated}, the database is at TXID {local}")
     files = host.litestream.replica_files()
