@@ -100,7 +100,6 @@ class ReplicationGate:
         self._cond = threading.Condition()
         # Committed before the next call: (commit time, group).
         self._new: list[tuple[float, Sequence[Settled]]] = []
-        self._new_visits = 0  # in self._new
         self._last_woken = 0  # visits woken by the last answer that settled any
         self._last_replicated = 0  # the replica's txid in the last answer
         # Covered by an answered call but not yet confirmed by the replica,
@@ -120,7 +119,6 @@ class ReplicationGate:
         its visits are answered when the replica holds it."""
         with self._cond:
             self._new.append((self._clock(), group))
-            self._new_visits += len(group)
             self._waiting += len(group)
             self._cond.notify()
 
@@ -164,7 +162,7 @@ class ReplicationGate:
                 elif not self._held:  # held groups (a raced call) go at once
                     self._gather()
                 # Every group taken here was committed before the call below.
-                batch, self._new, self._new_visits = self._new, [], 0
+                batch, self._new = self._new, []
                 self._held.extend((None, when, group) for when, group in batch)
                 self._forget_given_up()
             try:
@@ -190,7 +188,7 @@ class ReplicationGate:
         """Wait, at most GATHER_AT_MOST, until as many visits wait as the
         last answer that settled any woke. Called with the condition held."""
         until = time.monotonic() + GATHER_AT_MOST  # real waiting, whatever the clock
-        while self._new_visits < self._last_woken and not self._closed:
+        while sum(len(group) for _, group in self._new) < self._last_woken and not self._closed:
             left = until - time.monotonic()
             if left <= 0:
                 return
